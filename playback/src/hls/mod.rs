@@ -1,0 +1,23 @@
+//! HLS playlists: rewriting so every follow-up request carries proof.
+
+mod rewrite;
+mod uri;
+
+pub use rewrite::{rewrite_playlist, RewriteContext, RewriteError};
+
+/// True when `path` names an HLS playlist (by extension, ignoring any query).
+pub fn is_playlist(path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.len() >= 5 && path[path.len() - 5..].eq_ignore_ascii_case(".m3u8")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn playlist_detection() {
+        assert!(super::is_playlist("/hls/v/master.m3u8"));
+        assert!(super::is_playlist("/hls/v/720p/INDEX.M3U8?x=1"));
+        assert!(!super::is_playlist("/hls/v/seg.ts"));
+        assert!(!super::is_playlist("m3u8"));
+    }
+}

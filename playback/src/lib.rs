@@ -1,0 +1,24 @@
+//! Pure playback rules shared by the edge, the control plane and the proxy-wasm filter.
+//!
+//! This crate is the sans-IO core of the product (in the spirit of rustls and quinn-proto): it
+//! decides, formats and verifies, but never reads a clock, a socket or a file. Time and
+//! randomness are passed in, so every rule is unit-testable and the crate builds for
+//! `wasm32-wasip1` as well as natively.
+//!
+//! - [`token`]: signed-URL tokens that admit HLS playlists, segments and keys.
+//! - [`jwt`]: verification of the platform's viewer JWTs.
+//! - [`entitlement`]: who may play a title.
+//! - [`hls`]: playlist rewriting so every follow-up request carries proof.
+//! - [`keywrap`]: the envelope format content keys travel and rest in.
+//! - [`denial`]: the machine reason codes every refusal carries.
+
+pub mod denial;
+pub mod entitlement;
+pub mod hls;
+pub mod jwt;
+pub mod keywrap;
+pub mod token;
+
+mod encoding;
+
+pub use denial::Reason;
