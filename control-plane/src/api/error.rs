@@ -1,0 +1,120 @@
+//! The one error type every handler returns: `{"error": "<code>", "message": "<sentence>"}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use playback::Reason;
+use serde::Serialize;
+
+use crate::db::DbError;
+
+/// An error answered to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A JWT failure: always 401 with the reason's code.
+    pub fn jwt(reason: Reason) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, reason.code(), reason.message())
+    }
+
+    /// An entitlement or lookup refusal with the status the contract gives `reason`.
+    pub fn denied(reason: Reason) -> Self {
+        let status = match reason {
+            Reason::NotFound => StatusCode::NOT_FOUND,
+            Reason::NotReady => StatusCode::CONFLICT,
+            Reason::KeyRevoked => StatusCode::GONE,
+            Reason::NotEntitled | Reason::TierRequired => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        Self::new(status, reason.code(), reason.message())
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "No such resource; check the id in the path.",
+        )
+    }
+
+    pub fn unknown_file() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "No such file.")
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn payload_too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "The upload is larger than the limit of {limit} bytes (storage.max_upload_bytes)."
+            ),
+        )
+    }
+
+    /// Logs the cause and answers a generic 500 (causes may name paths or SQL).
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "An internal error occurred; the control plane's logs have the details.",
+        )
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code,
+            message: &self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Fallback for unknown routes.
+pub async fn route_not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "No such endpoint; see the control plane's API list in its README.",
+    )
+}
+
+/// Fallback for a known route called with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This endpoint does not accept that HTTP method.",
+    )
+}

@@ -1,0 +1,157 @@
+//! Request extractors: the viewer's JWT, the edge's service token, JSON bodies and path ids.
+//!
+//! Each one rejects with an [`ApiError`], so every refusal is JSON with a reason code.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use playback::jwt::Claims;
+use playback::Reason;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::db::now;
+
+/// An authenticated viewer (a verified HS256 JWT). Their user row exists once extracted.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub claims: Claims,
+}
+
+impl Viewer {
+    /// The JWT subject: the user id.
+    pub fn user_id(&self) -> &str {
+        &self.claims.sub
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers).ok_or(ApiError::jwt(Reason::MissingToken))?;
+        let claims = app.jwt.verify(token, unix_now()).map_err(ApiError::jwt)?;
+        app.ensure_user(&claims.sub).await?;
+        Ok(Viewer { claims })
+    }
+}
+
+/// The edge, authenticated by the shared service token (compared in constant time).
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeService;
+
+impl FromRequestParts<AppState> for EdgeService {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let presented = bearer(&parts.headers).unwrap_or("");
+        // Comparing digests keeps the comparison constant-time regardless of length.
+        let digest = Sha256::digest(presented.as_bytes());
+        if bool::from(digest.as_slice().ct_eq(&app.service_token_digest)) {
+            Ok(EdgeService)
+        } else {
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "The internal API needs the edge's service token in `Authorization: Bearer`.",
+            ))
+        }
+    }
+}
+
+/// A JSON body whose rejections (bad syntax, wrong shape, wrong content type) are JSON errors.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as JSON with `Content-Type: application/json`.",
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "invalid_json",
+            format!("The request body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::JsonDataError(e) => ApiError::bad_request(
+            "invalid_request",
+            format!("The request body has the wrong shape: {}", e.body_text()),
+        ),
+        other => ApiError::bad_request(
+            "invalid_request",
+            format!("The request body could not be read: {}", other.body_text()),
+        ),
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A path id that must be a UUID; anything else is an unknown resource (404).
+pub fn path_uuid(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found())
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    u64::try_from(now().unix_timestamp()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn bearer_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn path_ids() {
+        assert!(path_uuid("not-a-uuid").is_err());
+        assert!(path_uuid("6f1c7a8e-3b9f-4d3a-9c59-1f7f1d2f0a11").is_ok());
+    }
+}

@@ -1,0 +1,267 @@
+//! Transcoding and playback endpoints kept from the service this product replaces:
+//! `POST /media/transcode`, `GET /media/transcode/{fileId}`, `POST /media/monitor-jobs`,
+//! `GET /media/{fileId}/manifest`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use playback::entitlement::decide_drm_packaging;
+use playback::token::{hls_master_path, video_acl, UrlTokenClaims};
+use playback::Reason;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::{path_uuid, unix_now, ApiJson, Viewer};
+use super::AppState;
+use crate::db::files::FileRecord;
+use crate::db::jobs::status as job_status;
+use crate::db::{now, DbError};
+use crate::entitlements;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscodeBody {
+    file_id: String,
+    #[serde(default)]
+    enable_drm: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscodeAccepted {
+    file_id: Uuid,
+    job_id: Uuid,
+    status: &'static str,
+    progress: u8,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscodeStatus {
+    file_id: Uuid,
+    status: String,
+    progress: i32,
+    hls_manifest_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MonitorReport {
+    requeued: u32,
+    failed: u32,
+    live: usize,
+    jobs: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestUrl {
+    url: String,
+    expires_at: String,
+}
+
+/// `POST /media/transcode {"fileId","enableDrm"}` -> 202; the owner only.
+pub async fn start_transcode(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    ApiJson(body): ApiJson<TranscodeBody>,
+) -> Result<(StatusCode, Json<TranscodeAccepted>), ApiError> {
+    let file_id = Uuid::parse_str(&body.file_id).map_err(|_| ApiError::unknown_file())?;
+    let file = app
+        .db
+        .file(file_id)
+        .await?
+        .ok_or_else(ApiError::unknown_file)?;
+    if file.owner_id != viewer.user_id() {
+        return Err(
+            if entitlements::can_see(&app.db, &file, viewer.user_id()).await? {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "not_owner",
+                    "Only the file's owner can start a transcode.",
+                )
+            } else {
+                ApiError::unknown_file()
+            },
+        );
+    }
+    if body.enable_drm {
+        let tier = app.db.active_tier(viewer.user_id(), now()).await?;
+        if decide_drm_packaging(tier.as_ref()).is_err() {
+            let on = tier.map_or("no subscription".to_string(), |t| {
+                format!("the {} tier", t.name)
+            });
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                Reason::TierRequired.code(),
+                format!(
+                    "DRM packaging needs a Pro or Enterprise subscription; this account has {on}."
+                ),
+            ));
+        }
+    }
+    let output_prefix = app
+        .config
+        .storage
+        .origin_dir
+        .join(file_id.to_string())
+        .to_string_lossy()
+        .into_owned();
+    let job = app
+        .db
+        .create_job(
+            file_id,
+            body.enable_drm,
+            &file.storage_path,
+            &output_prefix,
+            now(),
+        )
+        .await
+        .map_err(|e| match e {
+            DbError::Conflict(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_processing",
+                "This file is already being transcoded; poll GET /media/transcode/{fileId}.",
+            ),
+            other => other.into(),
+        })?;
+    tracing::info!(userId = %viewer.user_id(), fileId = %file_id, jobId = %job.id, drm = body.enable_drm, "transcode queued");
+    let accepted = TranscodeAccepted {
+        file_id,
+        job_id: job.id,
+        status: job_status::PROCESSING,
+        progress: 0,
+    };
+    app.runner.submit(job);
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// `GET /media/transcode/{fileId}`: the latest job's state; visible to the owner and members.
+pub async fn transcode_status(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(raw_id): Path<String>,
+) -> Result<Json<TranscodeStatus>, ApiError> {
+    let file = visible_file(&app, &viewer, &raw_id).await?;
+    let job = app.db.latest_job_for_file(file.id).await?;
+    let hls_manifest_url = file.is_ready().then(|| app.runner.manifest_url(file.id));
+    let status = match job {
+        Some(job) => TranscodeStatus {
+            file_id: file.id,
+            error: job
+                .error_message
+                .filter(|_| job.status == job_status::FAILED),
+            status: job.status,
+            progress: job.progress,
+            hls_manifest_url,
+        },
+        None => TranscodeStatus {
+            file_id: file.id,
+            status: file.transcoding_status.clone(),
+            progress: if file.is_ready() { 100 } else { 0 },
+            hls_manifest_url,
+            error: None,
+        },
+    };
+    Ok(Json(status))
+}
+
+/// `POST /media/monitor-jobs` (admin): re-runs or fails jobs no live worker owns; job counts.
+pub async fn monitor_jobs(
+    State(app): State<AppState>,
+    viewer: Viewer,
+) -> Result<Json<MonitorReport>, ApiError> {
+    if !viewer.claims.is_admin() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_required",
+            "This endpoint needs a JWT with the admin role.",
+        ));
+    }
+    let done = app
+        .runner
+        .reconcile("the loss of its worker (found by monitor-jobs)")
+        .await?;
+    tracing::info!(userId = %viewer.user_id(), requeued = done.requeued, failed = done.failed, "jobs reconciled");
+    Ok(Json(MonitorReport {
+        requeued: done.requeued,
+        failed: done.failed,
+        live: app.runner.live_count(),
+        jobs: app.runner.counts().await?,
+    }))
+}
+
+/// `GET /media/{fileId}/manifest`: a signed master playlist URL on the edge for an entitled
+/// viewer.
+pub async fn manifest(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(raw_id): Path<String>,
+) -> Result<Json<ManifestUrl>, ApiError> {
+    let file_id = path_uuid(&raw_id)?;
+    let file = app
+        .db
+        .file(file_id)
+        .await?
+        .ok_or_else(ApiError::unknown_file)?;
+    entitlements::decide(&app.db, &file, viewer.user_id(), now())
+        .await?
+        .map_err(|reason| {
+            tracing::info!(userId = %viewer.user_id(), fileId = %file_id, reason = reason.code(), "manifest refused");
+            ApiError::denied(reason)
+        })?;
+    let expires_at = unix_now() + app.config.signed_urls.manifest_ttl_secs;
+    let video_id = file_id.to_string();
+    let token = app.url_signer.mint(&UrlTokenClaims {
+        expires_at,
+        acl: video_acl(&video_id),
+        user_id: Some(viewer.user_id().to_string()),
+    });
+    // The token travels exactly as minted (the edge does not percent-decode it).
+    let url = format!(
+        "{}{}?token={token}",
+        app.config.edge_base(),
+        hls_master_path(&video_id)
+    );
+    let expires =
+        OffsetDateTime::from_unix_timestamp(i64::try_from(expires_at).unwrap_or(i64::MAX))
+            .map_err(ApiError::internal)?
+            .format(&Rfc3339)
+            .map_err(ApiError::internal)?;
+    tracing::info!(userId = %viewer.user_id(), fileId = %file_id, "manifest url issued");
+    Ok(Json(ManifestUrl {
+        url,
+        expires_at: expires,
+    }))
+}
+
+/// The file behind a path id if the viewer may see it; 404 otherwise (existence is not leaked).
+async fn visible_file(
+    app: &AppState,
+    viewer: &Viewer,
+    raw_id: &str,
+) -> Result<FileRecord, ApiError> {
+    let id = path_uuid(raw_id)?;
+    let file = app.db.file(id).await?.ok_or_else(ApiError::unknown_file)?;
+    if entitlements::can_see(&app.db, &file, viewer.user_id()).await? {
+        Ok(file)
+    } else {
+        Err(ApiError::unknown_file())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statuses_agree() {
+        use crate::db::files::status as file_status;
+        assert_eq!(file_status::PROCESSING, super::job_status::PROCESSING);
+        assert_eq!(file_status::COMPLETED, super::job_status::COMPLETED);
+    }
+}

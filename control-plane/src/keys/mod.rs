@@ -1,0 +1,77 @@
+//! Key custody: where per-title content keys come from and how they are kept.
+//!
+//! [`KeyCustody`] is the seam between the control plane and whatever guards the master key:
+//! today a local master-key file ([`local::LocalKeyCustody`]); later KMS, Vault/OpenBao or an
+//! HSM behind the same trait. A backend hands out fresh AES-128 content keys together with their
+//! at-rest envelope (the only form the database ever sees) and opens envelopes again when a key
+//! must be re-wrapped for transport to an edge.
+
+use async_trait::async_trait;
+
+pub mod local;
+
+pub use playback::keywrap::CONTENT_KEY_LEN;
+
+/// A plaintext AES-128 content key. Lives only in memory; zeroed on drop; never printed.
+pub struct ContentKey([u8; CONTENT_KEY_LEN]);
+
+impl ContentKey {
+    /// Wraps raw key bytes.
+    pub fn new(bytes: [u8; CONTENT_KEY_LEN]) -> Self {
+        ContentKey(bytes)
+    }
+
+    /// The key bytes, for the encryptor or the transport wrap.
+    pub fn bytes(&self) -> &[u8; CONTENT_KEY_LEN] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ContentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ContentKey(<redacted>)")
+    }
+}
+
+impl Drop for ContentKey {
+    fn drop(&mut self) {
+        self.0.fill(0);
+        std::hint::black_box(&mut self.0);
+    }
+}
+
+/// A fresh content key and its at-rest envelope.
+#[derive(Debug)]
+pub struct GeneratedKey {
+    pub key: ContentKey,
+    /// The at-rest form to store (`content_keys.content_key`).
+    pub wrapped: String,
+}
+
+/// Why a custody operation failed. Never carries key material.
+#[derive(Debug, thiserror::Error)]
+pub enum CustodyError {
+    #[error("the stored content key does not open under this master key and binding")]
+    Unwrap(#[from] playback::keywrap::KeyWrapError),
+    #[error("key custody backend unavailable: {0}")]
+    Backend(String),
+}
+
+/// Guards the master key and produces / opens content-key envelopes.
+#[async_trait]
+pub trait KeyCustody: Send + Sync {
+    /// The backend's name, for logs (`"local"`).
+    fn backend(&self) -> &'static str;
+
+    /// A fresh random content key for title `video_id`, key id `key_id`, with its at-rest
+    /// envelope bound to both.
+    async fn generate(&self, video_id: &str, key_id: &str) -> Result<GeneratedKey, CustodyError>;
+
+    /// Opens an at-rest envelope made by [`KeyCustody::generate`] for the same ids.
+    async fn unwrap(
+        &self,
+        video_id: &str,
+        key_id: &str,
+        wrapped: &str,
+    ) -> Result<ContentKey, CustodyError>;
+}

@@ -1,0 +1,321 @@
+//! Runs transcoding jobs in the background and makes sure none is ever left in `processing`.
+//!
+//! A submitted job waits for one of `transcode.max_concurrent_jobs` slots, then: counts an
+//! attempt, probes the source, plans the ladder, draws a content key from custody when DRM is
+//! on, transcodes into a staging directory (`origin/.staging/{fileId}-{jobId}-a{attempt}`),
+//! stores the wrapped key, renames the staging tree to `origin/{fileId}` (so the edge never sees
+//! half a title) and marks the job and file completed in one transaction. Any error or panic
+//! marks the job failed with a reason and removes the staging tree.
+//!
+//! [`JobRunner::reconcile`] handles jobs no worker in this process owns (after a restart, or
+//! when an admin calls `POST /media/monitor-jobs`): re-run from scratch while
+//! `attempts < max_attempts`, else failed. The runner assumes one control plane runs the local
+//! transcoder for a database; replicas would need a lease per job.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Semaphore};
+use uuid::Uuid;
+
+use super::{plan_renditions, HlsEncryption, TranscodeError, TranscodeRequest, Transcoder};
+use crate::db::files::PublishedTitle;
+use crate::db::jobs::{status, JobRecord};
+use crate::db::{now, Db, DbError};
+use crate::keys::{CustodyError, KeyCustody};
+
+/// Name of the staging directory inside `storage.origin_dir`.
+pub const STAGING_DIR: &str = ".staging";
+/// Minimum time between two progress writes of one job.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(750);
+
+/// Why an attempt failed; the message becomes the job's `error_message`.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{0}")]
+    Transcode(#[from] TranscodeError),
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("key custody: {0}")]
+    Custody(#[from] CustodyError),
+    #[error("the uploaded file {0} no longer exists")]
+    MissingFile(Uuid),
+    #[error("publishing the output failed: {0}")]
+    Publish(std::io::Error),
+}
+
+/// Settings the runner needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    pub origin_dir: PathBuf,
+    pub edge_base: String,
+    pub renditions: Vec<u32>,
+    pub max_attempts: u32,
+    pub max_concurrent_jobs: usize,
+}
+
+/// What a reconciliation did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    pub requeued: u32,
+    pub failed: u32,
+}
+
+/// The background job runner. Cheap to clone.
+#[derive(Clone)]
+pub struct JobRunner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    custody: Arc<dyn KeyCustody>,
+    transcoder: Arc<dyn Transcoder>,
+    settings: RunnerSettings,
+    slots: Semaphore,
+    live: Mutex<HashSet<Uuid>>,
+}
+
+impl JobRunner {
+    pub fn new(
+        db: Db,
+        custody: Arc<dyn KeyCustody>,
+        transcoder: Arc<dyn Transcoder>,
+        settings: RunnerSettings,
+    ) -> Self {
+        let slots = Semaphore::new(settings.max_concurrent_jobs);
+        JobRunner {
+            inner: Arc::new(Inner {
+                db,
+                custody,
+                transcoder,
+                settings,
+                slots,
+                live: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// The manifest URL clients use once a title is ready.
+    pub fn manifest_url(&self, file_id: Uuid) -> String {
+        manifest_url(&self.inner.settings.edge_base, file_id)
+    }
+
+    /// True while a worker in this process owns the job (queued or running).
+    pub fn is_live(&self, job_id: Uuid) -> bool {
+        self.live().contains(&job_id)
+    }
+
+    /// Number of jobs owned by workers in this process.
+    pub fn live_count(&self) -> usize {
+        self.live().len()
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts `job` in the background unless a worker already owns it.
+    pub fn submit(&self, job: JobRecord) {
+        if !self.live().insert(job.id) {
+            return;
+        }
+        let runner = self.clone();
+        tokio::spawn(async move {
+            let worker = runner.clone();
+            let attempt_job = job.clone();
+            let outcome = tokio::spawn(async move { worker.run(&attempt_job).await }).await;
+            let failure = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) if e.is_panic() => Some("the transcoding worker crashed".to_string()),
+                Err(_) => Some("the transcoding worker was cancelled".to_string()),
+            };
+            if let Some(reason) = failure {
+                tracing::warn!(fileId = %job.file_id, jobId = %job.id, reason = %reason, "transcode failed");
+                runner.cleanup_staging(&job).await;
+                if let Err(e) = runner.inner.db.fail_job(&job, &reason, now()).await {
+                    tracing::error!(jobId = %job.id, error = %e, "could not record a failed job");
+                }
+            }
+            runner.live().remove(&job.id);
+        });
+    }
+
+    /// Re-runs or fails every `processing`/`pending` job no worker here owns. `cause` completes
+    /// the failure reason: "interrupted by {cause} after N attempts".
+    pub async fn reconcile(&self, cause: &str) -> Result<Reconciled, DbError> {
+        let mut done = Reconciled::default();
+        let db = &self.inner.db;
+        let mut orphans = db.jobs_with_status(status::PROCESSING).await?;
+        orphans.extend(db.jobs_with_status(status::PENDING).await?);
+        for job in orphans {
+            if self.is_live(job.id) {
+                continue;
+            }
+            let attempts = u32::try_from(job.attempts).unwrap_or(0);
+            if attempts < self.inner.settings.max_attempts {
+                tracing::info!(fileId = %job.file_id, jobId = %job.id, attempts, "re-running an interrupted transcode");
+                self.cleanup_staging(&job).await;
+                self.submit(job);
+                done.requeued += 1;
+            } else {
+                let reason = format!("interrupted by {cause} after {attempts} attempts");
+                tracing::warn!(fileId = %job.file_id, jobId = %job.id, reason = %reason, "giving up on a transcode");
+                self.cleanup_staging(&job).await;
+                db.fail_job(&job, &reason, now()).await?;
+                done.failed += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Job counts by status, for the monitor endpoint.
+    pub async fn counts(&self) -> Result<BTreeMap<String, i64>, DbError> {
+        Ok(self
+            .inner
+            .db
+            .count_jobs_by_status()
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    async fn run(&self, job: &JobRecord) -> Result<(), JobError> {
+        let _slot = self
+            .inner
+            .slots
+            .acquire()
+            .await
+            .expect("the job semaphore is never closed");
+        let db = &self.inner.db;
+        let attempt = db.start_job_attempt(job.id, now()).await?;
+        tracing::info!(fileId = %job.file_id, jobId = %job.id, attempt, drm = job.enable_drm, "transcode started");
+        let file = db
+            .file(job.file_id)
+            .await?
+            .ok_or(JobError::MissingFile(job.file_id))?;
+        self.cleanup_staging(job).await;
+        let staging = self
+            .staging_root()
+            .join(format!("{}-{}-a{attempt}", job.file_id, job.id));
+        tokio::fs::create_dir_all(&staging)
+            .await
+            .map_err(TranscodeError::from)?;
+
+        let source = PathBuf::from(&file.storage_path);
+        let transcoder = &self.inner.transcoder;
+        let info = transcoder.probe(&source).await?;
+        let renditions = plan_renditions(&self.inner.settings.renditions, info.height);
+
+        let video_id = job.file_id.to_string();
+        let (encryption, wrapped) = if job.enable_drm {
+            let key_id = Uuid::new_v4();
+            let generated = self
+                .inner
+                .custody
+                .generate(&video_id, &key_id.to_string())
+                .await?;
+            let enc = HlsEncryption {
+                key_id: key_id.to_string(),
+                key: generated.key,
+            };
+            (Some((key_id, enc)), Some(generated.wrapped))
+        } else {
+            (None, None)
+        };
+
+        let (progress, progress_rx) = watch::channel(0u8);
+        let writer = tokio::spawn(write_progress(db.clone(), job.id, progress_rx));
+        let result = transcoder
+            .transcode(TranscodeRequest {
+                source: &source,
+                source_info: &info,
+                renditions: &renditions,
+                output_dir: &staging,
+                encryption: encryption.as_ref().map(|(_, e)| e),
+                progress,
+            })
+            .await;
+        writer.abort();
+        result?;
+
+        let content_key_id = encryption.as_ref().map(|(key_id, _)| *key_id);
+        drop(encryption);
+        let encrypted_at = match (content_key_id, &wrapped) {
+            (Some(key_id), Some(wrapped)) => {
+                db.insert_content_key(key_id, job.file_id, wrapped, now())
+                    .await?;
+                Some(now())
+            }
+            _ => None,
+        };
+        self.publish(job.file_id, job.id, &staging)
+            .await
+            .map_err(JobError::Publish)?;
+        let title = PublishedTitle {
+            drm_protected: job.enable_drm,
+            hls_manifest_url: self.manifest_url(job.file_id),
+            content_key_id,
+            encrypted_at,
+        };
+        db.complete_job(job, &title, now()).await?;
+        tracing::info!(fileId = %job.file_id, jobId = %job.id, renditions = renditions.len(), "transcode completed");
+        Ok(())
+    }
+
+    fn staging_root(&self) -> PathBuf {
+        self.inner.settings.origin_dir.join(STAGING_DIR)
+    }
+
+    /// Swaps the staging tree in as `origin/{fileId}`; a previous output is replaced.
+    async fn publish(&self, file_id: Uuid, job_id: Uuid, staging: &Path) -> std::io::Result<()> {
+        let target = self.inner.settings.origin_dir.join(file_id.to_string());
+        if tokio::fs::try_exists(&target).await? {
+            let old = self
+                .staging_root()
+                .join(format!("{file_id}-{job_id}-replaced"));
+            tokio::fs::rename(&target, &old).await?;
+            tokio::fs::rename(staging, &target).await?;
+            tokio::fs::remove_dir_all(&old).await?;
+        } else {
+            tokio::fs::rename(staging, &target).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes every staging tree of `job` (all attempts).
+    async fn cleanup_staging(&self, job: &JobRecord) {
+        let prefix = format!("{}-{}-", job.file_id, job.id);
+        let Ok(mut entries) = tokio::fs::read_dir(self.staging_root()).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                if let Err(e) = tokio::fs::remove_dir_all(entry.path()).await {
+                    tracing::warn!(jobId = %job.id, error = %e, "could not remove a staging directory");
+                }
+            }
+        }
+    }
+}
+
+/// `{edge}/playback/{fileId}/manifest`.
+pub fn manifest_url(edge_base: &str, file_id: Uuid) -> String {
+    format!(
+        "{}/playback/{file_id}/manifest",
+        edge_base.trim_end_matches('/')
+    )
+}
+
+async fn write_progress(db: Db, job_id: Uuid, mut progress: watch::Receiver<u8>) {
+    while progress.changed().await.is_ok() {
+        let value = i32::from(*progress.borrow_and_update());
+        if let Err(e) = db.set_job_progress(job_id, value, now()).await {
+            tracing::warn!(jobId = %job_id, error = %e, "could not record progress");
+        }
+        tokio::time::sleep(PROGRESS_INTERVAL).await;
+    }
+}

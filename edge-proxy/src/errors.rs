@@ -1,0 +1,164 @@
+//! Every way a request can fail, as one type that knows its HTTP status, machine code and
+//! human sentence.
+//!
+//! Clients always get `{"error": "<code>", "message": "<sentence>"}`. Denials carry the
+//! [`playback::Reason`] code; the status depends on which credential failed: a bad viewer JWT
+//! is 401, a bad signed-URL token 403, and entitlement outcomes map to 403/404/409/410.
+//! Messages never contain tokens, keys or secrets.
+
+use playback::Reason;
+
+/// Why the edge refused or could not serve a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EdgeError {
+    /// The viewer JWT on a manifest request is missing or invalid.
+    #[error("viewer token refused: {}", .0.code())]
+    Jwt(Reason),
+    /// The signed-URL token on an HLS or key request is missing or invalid.
+    #[error("signed URL refused: {}", .0.code())]
+    UrlToken(Reason),
+    /// The control plane said no (or does not know the title or key).
+    #[error("access denied: {}", .0.code())]
+    Denied(Reason),
+    /// The HLS path is not a plain relative file path.
+    #[error("bad path")]
+    BadPath,
+    /// No such route or file.
+    #[error("not found")]
+    NotFound,
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The origin's playlist exceeds `origin.max_playlist_bytes`.
+    #[error("playlist larger than {limit} bytes")]
+    PlaylistTooLarge { limit: u64 },
+    /// The origin's playlist could not be parsed or rewritten.
+    #[error("origin playlist is invalid")]
+    BadPlaylist,
+    /// The origin failed or answered with an error.
+    #[error("origin unavailable")]
+    OriginUnavailable,
+    /// The control plane could not be reached or answered unexpectedly.
+    #[error("control plane unavailable")]
+    ControlPlaneUnavailable,
+    /// A wrapped content key from the control plane did not unwrap.
+    #[error("content key unavailable")]
+    KeyUnavailable,
+    /// A bug or an unexpected internal failure.
+    #[error("internal error")]
+    Internal,
+}
+
+impl EdgeError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            EdgeError::Jwt(_) => 401,
+            EdgeError::UrlToken(_) => 403,
+            EdgeError::Denied(reason) => denial_status(*reason),
+            EdgeError::BadPath => 400,
+            EdgeError::NotFound => 404,
+            EdgeError::MethodNotAllowed => 405,
+            EdgeError::PlaylistTooLarge { .. }
+            | EdgeError::BadPlaylist
+            | EdgeError::OriginUnavailable
+            | EdgeError::KeyUnavailable => 502,
+            EdgeError::ControlPlaneUnavailable => 503,
+            EdgeError::Internal => 500,
+        }
+    }
+
+    /// The machine code in the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EdgeError::Jwt(r) | EdgeError::UrlToken(r) | EdgeError::Denied(r) => r.code(),
+            EdgeError::BadPath => "bad_path",
+            EdgeError::NotFound => "not_found",
+            EdgeError::MethodNotAllowed => "method_not_allowed",
+            EdgeError::PlaylistTooLarge { .. } => "playlist_too_large",
+            EdgeError::BadPlaylist => "bad_playlist",
+            EdgeError::OriginUnavailable => "origin_unavailable",
+            EdgeError::ControlPlaneUnavailable => "control_plane_unavailable",
+            EdgeError::KeyUnavailable => "key_unavailable",
+            EdgeError::Internal => "internal",
+        }
+    }
+
+    /// The human sentence in the JSON body.
+    pub fn message(&self) -> String {
+        match self {
+            EdgeError::Jwt(r) | EdgeError::UrlToken(r) | EdgeError::Denied(r) => {
+                r.message().to_string()
+            }
+            EdgeError::BadPath => {
+                "The path must be a plain relative file path without dot segments, empty segments, backslashes or encoded slashes.".into()
+            }
+            EdgeError::NotFound => "Nothing is served at this path.".into(),
+            EdgeError::MethodNotAllowed => "Only GET and HEAD are allowed here.".into(),
+            EdgeError::PlaylistTooLarge { limit } => {
+                format!("The origin's playlist is larger than the edge's limit of {limit} bytes.")
+            }
+            EdgeError::BadPlaylist => "The origin's playlist could not be rewritten.".into(),
+            EdgeError::OriginUnavailable => "The origin could not be reached or failed.".into(),
+            EdgeError::ControlPlaneUnavailable => {
+                "The control plane could not be reached; try again shortly.".into()
+            }
+            EdgeError::KeyUnavailable => "The content key could not be obtained.".into(),
+            EdgeError::Internal => "The edge failed unexpectedly.".into(),
+        }
+    }
+
+    /// The denial reason, when this error is a refusal (counted in `edge_denials_total`).
+    pub fn denial(&self) -> Option<Reason> {
+        match self {
+            EdgeError::Jwt(r) | EdgeError::UrlToken(r) | EdgeError::Denied(r) => Some(*r),
+            _ => None,
+        }
+    }
+
+    /// The JSON body sent to the client.
+    pub fn body(&self) -> String {
+        serde_json::json!({ "error": self.code(), "message": self.message() }).to_string()
+    }
+}
+
+/// Status for an entitlement or key outcome from the control plane.
+fn denial_status(reason: Reason) -> u16 {
+    match reason {
+        Reason::NotFound => 404,
+        Reason::NotReady => 409,
+        Reason::KeyRevoked => 410,
+        _ => 403,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_credential() {
+        assert_eq!(EdgeError::Jwt(Reason::MissingToken).status(), 401);
+        assert_eq!(EdgeError::Jwt(Reason::Expired).status(), 401);
+        assert_eq!(EdgeError::UrlToken(Reason::Expired).status(), 403);
+        assert_eq!(EdgeError::Denied(Reason::NotEntitled).status(), 403);
+        assert_eq!(EdgeError::Denied(Reason::TierRequired).status(), 403);
+        assert_eq!(EdgeError::Denied(Reason::NotFound).status(), 404);
+        assert_eq!(EdgeError::Denied(Reason::NotReady).status(), 409);
+        assert_eq!(EdgeError::Denied(Reason::KeyRevoked).status(), 410);
+        assert_eq!(EdgeError::ControlPlaneUnavailable.status(), 503);
+        assert_eq!(EdgeError::BadPath.status(), 400);
+        assert_eq!(EdgeError::PlaylistTooLarge { limit: 1 }.status(), 502);
+    }
+
+    #[test]
+    fn body_is_code_and_message() {
+        let body: serde_json::Value =
+            serde_json::from_str(&EdgeError::UrlToken(Reason::AclMismatch).body()).unwrap();
+        assert_eq!(body["error"], "acl_mismatch");
+        assert!(body["message"].as_str().unwrap().len() > 10);
+        let body: serde_json::Value =
+            serde_json::from_str(&EdgeError::ControlPlaneUnavailable.body()).unwrap();
+        assert_eq!(body["error"], "control_plane_unavailable");
+    }
+}

@@ -1,0 +1,176 @@
+//! Where a request goes: the edge's whole URL space as one pure function of the path.
+//!
+//! Routing looks only at the raw (still percent-encoded) path. It checks the shape of ids so
+//! that nothing downstream sees a malformed video or key id; the HLS remainder is handed on
+//! untouched and proven safe by [`crate::asset_path`] before any origin is asked.
+
+/// One of the edge's endpoints, with the ids parsed out of the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /health`: liveness.
+    Health,
+    /// `GET /ready`: readiness (origin and control plane reachable).
+    Ready,
+    /// `GET /metrics`: Prometheus text exposition.
+    Metrics,
+    /// `GET /playback/{videoId}/manifest`: trade a viewer JWT for a signed master-playlist URL.
+    PlaybackManifest { video_id: String },
+    /// `GET /hls/{videoId}/{rest}`: playlists and segments, admitted by a signed-URL token.
+    Hls { video_id: String, rest: String },
+    /// `GET /keys/{videoId}/{keyId}`: the AES-128 content key, admitted by a signed-URL token.
+    Key { video_id: String, key_id: String },
+    /// Anything else.
+    NotFound,
+}
+
+impl Route {
+    /// Chooses the route for a raw request path (no query string).
+    pub fn for_path(path: &str) -> Route {
+        let Some(rest) = path.strip_prefix('/') else {
+            return Route::NotFound;
+        };
+        match rest {
+            "health" => return Route::Health,
+            "ready" => return Route::Ready,
+            "metrics" => return Route::Metrics,
+            _ => {}
+        }
+        let (section, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        let (video_id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        if !is_video_id(video_id) {
+            return Route::NotFound;
+        }
+        let video_id = video_id.to_string();
+        match section {
+            "playback" if tail == "manifest" => Route::PlaybackManifest { video_id },
+            "hls" if !tail.is_empty() => Route::Hls {
+                video_id,
+                rest: tail.to_string(),
+            },
+            "keys" if is_key_id(tail) => Route::Key {
+                video_id,
+                key_id: tail.to_string(),
+            },
+            _ => Route::NotFound,
+        }
+    }
+
+    /// The label used in metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Ready => "ready",
+            Route::Metrics => "metrics",
+            Route::PlaybackManifest { .. } => "manifest",
+            Route::Hls { .. } => "hls",
+            Route::Key { .. } => "key",
+            Route::NotFound => "not_found",
+        }
+    }
+
+    /// The video the request is about, if any.
+    pub fn video_id(&self) -> Option<&str> {
+        match self {
+            Route::PlaybackManifest { video_id }
+            | Route::Hls { video_id, .. }
+            | Route::Key { video_id, .. } => Some(video_id),
+            _ => None,
+        }
+    }
+}
+
+/// A lowercase, hyphenated UUID (`8-4-4-4-12` hex digits), the shape the control plane issues.
+pub fn is_video_id(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+/// A key id: 1..=128 of `[A-Za-z0-9._~-]`, and not a dot segment.
+pub fn is_key_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V: &str = "0b6f2a8e-3c1d-4e5f-9a7b-112233445566";
+
+    #[test]
+    fn operational_routes() {
+        assert_eq!(Route::for_path("/health"), Route::Health);
+        assert_eq!(Route::for_path("/ready"), Route::Ready);
+        assert_eq!(Route::for_path("/metrics"), Route::Metrics);
+        assert_eq!(Route::for_path("/health/"), Route::NotFound);
+        assert_eq!(Route::for_path(""), Route::NotFound);
+        assert_eq!(Route::for_path("/"), Route::NotFound);
+    }
+
+    #[test]
+    fn manifest_route() {
+        assert_eq!(
+            Route::for_path(&format!("/playback/{V}/manifest")),
+            Route::PlaybackManifest { video_id: V.into() }
+        );
+        assert_eq!(
+            Route::for_path(&format!("/playback/{V}/manifest/")),
+            Route::NotFound
+        );
+        assert_eq!(Route::for_path(&format!("/playback/{V}")), Route::NotFound);
+    }
+
+    #[test]
+    fn hls_route_keeps_the_raw_rest() {
+        assert_eq!(
+            Route::for_path(&format!("/hls/{V}/720p/seg%20001.ts")),
+            Route::Hls {
+                video_id: V.into(),
+                rest: "720p/seg%20001.ts".into()
+            }
+        );
+        assert_eq!(Route::for_path(&format!("/hls/{V}/")), Route::NotFound);
+        assert_eq!(Route::for_path(&format!("/hls/{V}")), Route::NotFound);
+    }
+
+    #[test]
+    fn key_route() {
+        assert_eq!(
+            Route::for_path(&format!("/keys/{V}/k1")),
+            Route::Key {
+                video_id: V.into(),
+                key_id: "k1".into()
+            }
+        );
+        assert_eq!(Route::for_path(&format!("/keys/{V}/a/b")), Route::NotFound);
+        assert_eq!(Route::for_path(&format!("/keys/{V}/..")), Route::NotFound);
+        assert_eq!(Route::for_path(&format!("/keys/{V}/")), Route::NotFound);
+    }
+
+    #[test]
+    fn video_ids_must_be_uuid_shaped() {
+        assert!(is_video_id(V));
+        assert!(!is_video_id(&V.to_uppercase()));
+        assert!(!is_video_id("0b6f2a8e3c1d4e5f9a7b112233445566"));
+        assert!(!is_video_id("0b6f2a8e-3c1d-4e5f-9a7b-11223344556g"));
+        assert!(!is_video_id("------------------------------------"));
+        assert!(!is_video_id(".."));
+        assert_eq!(Route::for_path("/hls/../etc/passwd"), Route::NotFound);
+        assert_eq!(Route::for_path("/playback/abc/manifest"), Route::NotFound);
+    }
+
+    #[test]
+    fn labels_and_video_ids() {
+        let route = Route::for_path(&format!("/hls/{V}/master.m3u8"));
+        assert_eq!(route.label(), "hls");
+        assert_eq!(route.video_id(), Some(V));
+        assert_eq!(Route::NotFound.video_id(), None);
+    }
+}

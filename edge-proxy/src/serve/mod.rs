@@ -1,0 +1,96 @@
+//! What each route serves. Every handler is a short async function from the request to a
+//! [`Reply`] (or, for segments of an HTTP origin, an [`UpstreamTarget`] for Pingora to proxy),
+//! failing with an [`EdgeError`] that becomes the JSON error response.
+
+pub mod hls;
+pub mod key;
+pub mod manifest;
+pub mod ops;
+
+use pingora::http::RequestHeader;
+use playback::token::UrlTokenClaims;
+
+use crate::control_plane::Entitlement;
+use crate::credentials::query_param;
+use crate::edge::{now_unix, Edge};
+use crate::errors::EdgeError;
+use crate::reply::Reply;
+use crate::route::Route;
+
+/// How a request is answered.
+pub enum Outcome {
+    /// The edge answers itself.
+    Reply(Reply),
+    /// Pingora proxies the request to the HTTP origin.
+    Proxy(UpstreamTarget),
+}
+
+/// A segment request to forward to the HTTP origin.
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    /// Request target on the origin: `{base_path}/{videoId}/{path}?{query without token}`.
+    pub path_and_query: String,
+    /// `Content-Type` the edge sets on the response (by extension).
+    pub content_type: &'static str,
+}
+
+/// Who and what a request was about, filled in by handlers for logs and metrics.
+#[derive(Debug, Default)]
+pub struct Subject {
+    pub video_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// Answers `route` for `req`, recording the subject as it becomes known.
+pub async fn dispatch(
+    edge: &Edge,
+    route: Route,
+    req: &RequestHeader,
+    subject: &mut Subject,
+) -> Result<Outcome, EdgeError> {
+    subject.video_id = route.video_id().map(str::to_string);
+    if route != Route::NotFound && !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+        return Err(EdgeError::MethodNotAllowed);
+    }
+    let reply = match route {
+        Route::Health => ops::health(),
+        Route::Ready => ops::ready(edge).await,
+        Route::Metrics => ops::metrics(edge),
+        Route::PlaybackManifest { video_id } => {
+            manifest::serve(edge, req, &video_id, subject).await?
+        }
+        Route::Hls { video_id, rest } => {
+            return hls::serve(edge, req, &video_id, &rest, subject).await
+        }
+        Route::Key { video_id, key_id } => {
+            key::serve(edge, req, &video_id, &key_id, subject).await?
+        }
+        Route::NotFound => return Err(EdgeError::NotFound),
+    };
+    Ok(Outcome::Reply(reply))
+}
+
+/// Verifies the signed-URL token in the request's query against `edge_path`.
+fn admit_signed_url(
+    edge: &Edge,
+    req: &RequestHeader,
+    edge_path: &str,
+) -> Result<UrlTokenClaims, EdgeError> {
+    let token = query_param(req.uri.query(), &edge.token_param).unwrap_or_default();
+    edge.signer
+        .verify(token, edge_path, now_unix())
+        .map_err(EdgeError::UrlToken)
+}
+
+/// Fails unless the control plane (or its cached answer) lets `user_id` play `video_id`.
+pub async fn require_entitlement(
+    edge: &Edge,
+    user_id: &str,
+    video_id: &str,
+) -> Result<(), EdgeError> {
+    match edge.control_plane.entitlement(user_id, video_id).await {
+        Ok(Entitlement::Allowed) => Ok(()),
+        Ok(Entitlement::Denied(reason)) => Err(EdgeError::Denied(reason)),
+        Err(_) => Err(EdgeError::ControlPlaneUnavailable),
+    }
+}

@@ -1,0 +1,350 @@
+//! Test harness: runs the real `edge-proxy` binary on an ephemeral port with temporary
+//! secrets, configuration and media, and gives tests a client, token minting and raw HTTP.
+//! The control plane is deliberately absent (its URL points at an unused port).
+
+#![allow(dead_code)]
+
+pub mod scenarios;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use playback::token::{video_acl, UrlSigner, UrlTokenClaims};
+
+pub const VIDEO: &str = "0b6f2a8e-3c1d-4e5f-9a7b-112233445566";
+pub const OTHER_VIDEO: &str = "9d8c7b6a-5f4e-4d3c-8b2a-665544332211";
+pub const USER: &str = "user-42@example.com";
+/// Size of the large segment, big enough to need many 64 KiB chunks.
+pub const BIG_SEGMENT_LEN: usize = 3 * 1024 * 1024 + 12_345;
+/// Bytes of a file placed next to the origin root that must never be served.
+/// The transport key in the test secrets (`key-transport.key`).
+pub const TRANSPORT_KEY: [u8; 32] = [9; 32];
+/// The service token in the test secrets (`service-token`).
+pub fn service_token() -> String {
+    "ab".repeat(32)
+}
+pub const SECRET_CONTENT: &str = "TOP-SECRET-OUTSIDE-ORIGIN";
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Temporary secret files, in the layout `control-plane init-secrets` writes.
+pub struct SecretFiles {
+    pub dir: PathBuf,
+    pub url_signing_key: Vec<u8>,
+    pub jwt_secret: Vec<u8>,
+}
+
+impl SecretFiles {
+    pub fn create(dir: &Path) -> SecretFiles {
+        std::fs::create_dir_all(dir).unwrap();
+        let url_signing_key: Vec<u8> = (0..32u8)
+            .map(|i| i.wrapping_mul(7).wrapping_add(3))
+            .collect();
+        let jwt_secret: Vec<u8> = (0..32u8)
+            .map(|i| i.wrapping_mul(13).wrapping_add(1))
+            .collect();
+        std::fs::write(dir.join("url-signing.key"), &url_signing_key).unwrap();
+        std::fs::write(dir.join("jwt-hs256.key"), &jwt_secret).unwrap();
+        std::fs::write(dir.join("key-transport.key"), TRANSPORT_KEY).unwrap();
+        std::fs::write(dir.join("service-token"), service_token()).unwrap();
+        SecretFiles {
+            dir: dir.to_path_buf(),
+            url_signing_key,
+            jwt_secret,
+        }
+    }
+}
+
+/// The media every origin serves: a master playlist, one AES-128 variant, segments.
+pub struct Media {
+    /// `{root}/{VIDEO}/...`
+    pub root: PathBuf,
+}
+
+impl Media {
+    pub fn create(root: &Path) -> Media {
+        let title = root.join(VIDEO);
+        std::fs::create_dir_all(title.join("720p")).unwrap();
+        std::fs::write(
+            title.join("master.m3u8"),
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=2000000,RESOLUTION=1280x720\n720p/index.m3u8\n",
+        )
+        .unwrap();
+        std::fs::write(
+            title.join("720p/index.m3u8"),
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:6\n#EXT-X-MEDIA-SEQUENCE:0\n\
+             #EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example.com/k/key-1\",IV=0x00000000000000000000000000000001\n\
+             #EXTINF:6.0,\nseg_000.ts\n#EXTINF:6.0,\nseg_001.ts?part=1\n#EXT-X-ENDLIST\n",
+        )
+        .unwrap();
+        std::fs::write(title.join("720p/seg_000.ts"), big_segment()).unwrap();
+        std::fs::write(title.join("720p/seg_001.ts"), b"small segment bytes").unwrap();
+        let mut big = String::from("#EXTM3U\n");
+        while big.len() <= 70_000 {
+            big.push_str("#EXT-X-COMMENT padding padding padding padding padding padding\n");
+        }
+        std::fs::write(title.join("big.m3u8"), big).unwrap();
+        std::fs::write(root.parent().unwrap().join("secret.txt"), SECRET_CONTENT).unwrap();
+        std::os::unix::fs::symlink(
+            root.parent().unwrap().join("secret.txt"),
+            title.join("720p/leak.ts"),
+        )
+        .unwrap();
+        Media {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn file(&self, relative: &str) -> Vec<u8> {
+        std::fs::read(self.root.join(VIDEO).join(relative)).unwrap()
+    }
+}
+
+/// Deterministic, non-repeating-looking bytes.
+pub fn big_segment() -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..BIG_SEGMENT_LEN)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// How the edge under test reaches its media.
+pub enum OriginSetup<'a> {
+    Directory(&'a Path),
+    Http(String),
+}
+
+/// A running edge process; killed on drop.
+pub struct Edge {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub signer: UrlSigner,
+    pub jwt_secret: Vec<u8>,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Edge {
+    /// An edge whose control plane is absent (its URL points at an unused port).
+    pub fn start(origin: OriginSetup) -> Edge {
+        Edge::start_with(origin, &format!("http://127.0.0.1:{}", free_port()))
+    }
+
+    /// An edge using the control plane at `control_plane_url`.
+    pub fn start_with(origin: OriginSetup, control_plane_url: &str) -> Edge {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = SecretFiles::create(&dir.path().join("secrets"));
+        let port = free_port();
+        let config = edge_config(port, &secrets.dir, &origin, control_plane_url);
+        let config_path = dir.path().join("edge.toml");
+        std::fs::write(&config_path, config).unwrap();
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edge-proxy"))
+            .arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("edge-proxy starts");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("\"edge listening\"") {
+                    let _ = ready_tx.send(line.clone());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let line = match ready_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "edge did not log \"edge listening\"; logs: {:#?}",
+                    logs.lock().unwrap()
+                );
+            }
+        };
+        let announced: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        assert_eq!(announced["addr"], format!("127.0.0.1:{port}"));
+
+        Edge {
+            addr: ([127, 0, 0, 1], port).into(),
+            base: format!("http://127.0.0.1:{port}"),
+            signer: UrlSigner::new(&secrets.url_signing_key),
+            jwt_secret: secrets.jwt_secret,
+            logs,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// A valid playback token for `video` expiring at `expires_at`.
+    pub fn token_for(&self, video: &str, expires_at: u64) -> String {
+        self.signer.mint(&UrlTokenClaims {
+            expires_at,
+            acl: video_acl(video),
+            user_id: Some(USER.to_string()),
+        })
+    }
+
+    /// A viewer JWT for `user`, good for ten minutes.
+    pub fn jwt(&self, user: &str) -> String {
+        playback::jwt::mint_hs256(
+            &self.jwt_secret,
+            &playback::jwt::Claims {
+                sub: user.into(),
+                iss: "streaming-dev".into(),
+                aud: "streaming-edge".into(),
+                exp: now() + 600,
+                nbf: None,
+                iat: Some(now()),
+                jti: None,
+                roles: vec![],
+            },
+        )
+    }
+
+    /// A valid token for [`VIDEO`], good for ten minutes.
+    pub fn token(&self) -> String {
+        self.token_for(VIDEO, now() + 600)
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base)
+    }
+
+    /// A request sent byte for byte, so paths are not normalized by a client library.
+    pub fn raw_get(&self, target: &str) -> RawResponse {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {target} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        RawResponse::parse(&bytes)
+    }
+
+    pub fn all_logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    fn parse(bytes: &[u8]) -> RawResponse {
+        let split = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or(bytes.len());
+        let head = String::from_utf8_lossy(&bytes[..split]).to_string();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = bytes.get(split + 4..).unwrap_or_default().to_vec();
+        RawResponse { status, head, body }
+    }
+
+    pub fn error_code(&self) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        value["error"].as_str().map(str::to_string)
+    }
+}
+
+/// The TOML configuration for an edge under test.
+pub fn edge_config(
+    port: u16,
+    secrets: &Path,
+    origin: &OriginSetup,
+    control_plane_url: &str,
+) -> String {
+    let origin = match origin {
+        OriginSetup::Directory(dir) => format!(
+            "kind = \"directory\"\ndirectory = {:?}",
+            dir.display().to_string()
+        ),
+        OriginSetup::Http(url) => format!("kind = \"http\"\nurl = {url:?}"),
+    };
+    let s = |name: &str| format!("{:?}", secrets.join(name).display().to_string());
+    format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}\"\nthreads = 1\n\n\
+         [jwt]\nhs256_secret_file = {}\n\n\
+         [signed_urls]\nsigning_key_file = {}\n\n\
+         [origin]\n{origin}\nmax_playlist_bytes = 65536\ntimeout_ms = 3000\n\n\
+         [control_plane]\nurl = {control_plane_url:?}\nservice_token_file = {}\nkey_transport_key_file = {}\ntimeout_ms = 500\n",
+        s("jwt-hs256.key"),
+        s("url-signing.key"),
+        s("service-token"),
+        s("key-transport.key"),
+    )
+}
+
+/// Every URI in a playlist: plain URI lines and `URI="..."` attributes.
+pub fn playlist_uris(playlist: &str) -> Vec<String> {
+    let mut uris = Vec::new();
+    for line in playlist.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if !line.starts_with('#') {
+            uris.push(line.to_string());
+        } else if let Some(start) = line.find("URI=\"") {
+            let rest = &line[start + 5..];
+            uris.push(rest[..rest.find('"').unwrap()].to_string());
+        }
+    }
+    uris
+}

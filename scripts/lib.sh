@@ -1,0 +1,63 @@
+# Shared helpers for scripts/dev-stack.sh, scripts/test.sh and .ci/run. Source, don't run.
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/streaming-edge-target}"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# apt-installs the given Debian packages when any of the named commands is missing.
+# usage: ensure_apt "cmd1 cmd2" pkg1 pkg2
+ensure_apt() {
+  local cmds=$1; shift
+  local missing=0 c
+  for c in $cmds; do command -v "$c" >/dev/null 2>&1 || missing=1; done
+  [ "$missing" = 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  log "installing $* (apt)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_build_tools() {
+  ensure_apt "cmake" cmake
+  ensure_apt "ffmpeg ffprobe" ffmpeg
+  ensure_apt "curl" curl
+}
+
+# Waits until an HTTP URL answers 200, or fails after $2 seconds.
+wait_http() {
+  local url=$1 secs=${2:-60} i
+  for ((i = 0; i < secs * 10; i++)); do
+    curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for $url" >&2
+  return 1
+}
+
+# Sets TEST_DATABASE_URL to a reachable PostgreSQL: the machine's on 127.0.0.1:5432 when it
+# answers, otherwise a throwaway cluster started here (installing PostgreSQL when absent).
+ensure_postgres() {
+  if [ -n "${TEST_DATABASE_URL:-}" ]; then return 0; fi
+  if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432 \
+     && psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
+    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"
+    return 0
+  fi
+  ensure_apt "psql" postgresql postgresql-client
+  local bindir; bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  local dir; dir=$(mktemp -d /tmp/streaming-edge-pg.XXXXXX)
+  local port=55432
+  local as=""
+  if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; as="runuser -u postgres --"; fi
+  log "starting a throwaway PostgreSQL on 127.0.0.1:$port ($dir)"
+  $as "$bindir/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
+  $as "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -o "-p $port -h 127.0.0.1 -k $dir" -w start >/dev/null
+  $as "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres test
+  export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/test"
+  STREAMING_EDGE_PG_STOP="$as $bindir/pg_ctl -D $dir/data -m fast stop"
+}
+
+stop_postgres() {
+  if [ -n "${STREAMING_EDGE_PG_STOP:-}" ]; then $STREAMING_EDGE_PG_STOP >/dev/null 2>&1 || true; fi
+}

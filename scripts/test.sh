@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting and lints, unit tests, the playback crate for
+# wasm32-wasip1, integration tests (services as processes on loopback), repository tests on
+# SQLite and PostgreSQL, the end-to-end upload -> transcode -> JWT -> signed HLS -> AES-128 ->
+# ffmpeg decode test, and a short run of every fuzz target.
+#
+# Installs what it needs (cmake, ffmpeg, the wasm target, cargo-fuzz) and starts a throwaway
+# PostgreSQL when none answers on 127.0.0.1:5432.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_build_tools
+rustup target add wasm32-wasip1 >/dev/null 2>&1
+ensure_postgres
+trap stop_postgres EXIT
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+log "playback builds for wasm32-wasip1"
+cargo build -p playback --target wasm32-wasip1
+log "building service binaries (the end-to-end tests start them as processes)"
+cargo build --workspace --bins
+log "cargo test (PostgreSQL at ${TEST_DATABASE_URL})"
+DATABASE_URL="$TEST_DATABASE_URL" cargo test --workspace -- --test-threads=2
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  log "fuzz smoke (${FUZZ_SECONDS:=10}s per target)"
+  command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked >/dev/null 2>&1 || cargo install cargo-fuzz
+  (
+    cd playback/fuzz
+    for target in $(cargo +nightly fuzz list); do
+      cargo +nightly fuzz run "$target" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 2>&1 | tail -2
+    done
+  )
+fi
+log "all tests passed"
