@@ -62,8 +62,8 @@ cat <<TXT
 
 The stack is up. A DRM-protected (AES-128) demo title is ready: $FILE_ID
 
-Demo viewer JWT (user "$VIEWER", Pro tier, valid 24 h):
-  $JWT
+Demo viewer JWT (user "$VIEWER", Pro tier, valid 24 h) — paste this into your shell:
+  export JWT=$JWT
 
 Ask the edge for a signed playback URL (valid 5 minutes):
   curl -H "Authorization: Bearer \$JWT" http://127.0.0.1:8080/playback/$FILE_ID/manifest

@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub public_base_url: String,
     pub threads: usize,
     pub shutdown_grace_secs: u64,
+    /// `Access-Control-Allow-Origin` on every response (`*`, one origin, or empty for none), so
+    /// browser players (hls.js, Shaka) on another origin can fetch manifests, playlists and keys.
+    pub cors_allow_origin: String,
 }
 
 /// `[jwt]`: how viewer JWTs presented to `/playback/{videoId}/manifest` are checked.
@@ -104,6 +107,7 @@ impl Default for ServerConfig {
             public_base_url: "http://127.0.0.1:8080".into(),
             threads: 2,
             shutdown_grace_secs: 1,
+            cors_allow_origin: "*".into(),
         }
     }
 }
@@ -222,6 +226,18 @@ impl EdgeConfig {
         self.listen_addr()?;
         if self.server.threads == 0 {
             return Err(invalid("server.threads", "is 0", "set at least 1"));
+        }
+        if !self
+            .server
+            .cors_allow_origin
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b))
+        {
+            return Err(invalid(
+                "server.cors_allow_origin",
+                "is not a valid header value",
+                "use \"*\", one origin such as \"https://player.example.com\", or \"\" to send none",
+            ));
         }
         check_http_url("server.public_base_url", &self.server.public_base_url)?;
         if self.jwt.issuer.is_empty() {

@@ -31,6 +31,8 @@ pub struct Edge {
     pub manifest_ttl_secs: u64,
     /// `signed_urls.child_ttl_secs`.
     pub child_ttl_secs: u64,
+    /// `server.cors_allow_origin`; `None` sends no CORS headers.
+    pub cors_allow_origin: Option<String>,
 }
 
 impl Edge {
@@ -73,6 +75,8 @@ impl Edge {
             token_param: config.signed_urls.query_param.clone(),
             manifest_ttl_secs: config.signed_urls.manifest_ttl_secs,
             child_ttl_secs: config.signed_urls.child_ttl_secs,
+            cors_allow_origin: Some(config.server.cors_allow_origin.clone())
+                .filter(|origin| !origin.is_empty()),
         })
     }
 }

@@ -66,6 +66,10 @@ impl ProxyHttp for Edge {
             Ok(Outcome::Reply(reply)) => reply,
             Err(error) => self.refusal(&error),
         };
+        let reply = match &self.cors_allow_origin {
+            Some(origin) => reply.header("access-control-allow-origin", origin.as_str()),
+            None => reply,
+        };
         let head_only = session.req_header().method == http::Method::HEAD;
         reply.send(session, head_only).await?;
         Ok(true)
@@ -127,6 +131,9 @@ impl ProxyHttp for Edge {
                 tracing::warn!(status, "origin answered a segment request with an error");
                 ctx.replacement_body = replace_with_error(response, &EdgeError::OriginUnavailable)?;
             }
+        }
+        if let Some(origin) = &self.cors_allow_origin {
+            response.insert_header("access-control-allow-origin", origin.as_str())?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ async fn directory_origin() {
     scenarios::signed_hls_round_trip(&edge, &media).await;
     scenarios::refusals_and_ops(&edge).await;
     scenarios::path_attacks(&edge);
+    scenarios::cors(&edge).await;
 
     // A symlink inside the title that points outside the origin root is never followed.
     let r = edge.raw_get(&format!("/hls/{VIDEO}/720p/leak.ts?token={}", edge.token()));

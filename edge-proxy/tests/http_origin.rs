@@ -66,6 +66,7 @@ async fn http_origin() {
     scenarios::signed_hls_round_trip(&edge, &media).await;
     scenarios::refusals_and_ops(&edge).await;
     scenarios::path_attacks(&edge);
+    scenarios::cors(&edge).await;
 
     let token = edge.token();
     let absolute =

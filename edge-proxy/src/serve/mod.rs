@@ -49,6 +49,9 @@ pub async fn dispatch(
     subject: &mut Subject,
 ) -> Result<Outcome, EdgeError> {
     subject.video_id = route.video_id().map(str::to_string);
+    if route != Route::NotFound && req.method == http::Method::OPTIONS {
+        return ops::preflight(edge).map(Outcome::Reply);
+    }
     if route != Route::NotFound && !matches!(req.method, http::Method::GET | http::Method::HEAD) {
         return Err(EdgeError::MethodNotAllowed);
     }

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use crate::edge::Edge;
+use crate::errors::EdgeError;
 use crate::reply::Reply;
 
 /// `GET /health`: the process is up.
@@ -40,4 +41,16 @@ pub async fn ready(edge: &Edge) -> Reply {
 pub fn metrics(edge: &Edge) -> Reply {
     Reply::bytes(200, "text/plain; version=0.0.4", edge.metrics.render())
         .header("cache-control", "no-store")
+}
+
+/// Answers a CORS preflight: browsers send one before a manifest request with an
+/// `Authorization` header, or a segment request with `Range`.
+pub fn preflight(edge: &Edge) -> Result<Reply, EdgeError> {
+    if edge.cors_allow_origin.is_none() {
+        return Err(EdgeError::MethodNotAllowed);
+    }
+    Ok(Reply::bytes(200, "text/plain", "")
+        .header("access-control-allow-methods", "GET, HEAD, OPTIONS")
+        .header("access-control-allow-headers", "authorization, range")
+        .header("access-control-max-age", "600"))
 }

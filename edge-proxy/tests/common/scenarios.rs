@@ -247,3 +247,48 @@ pub fn logs_hold_no_tokens(edge: &Edge) {
     assert!(logs.contains("\"request\""), "access log present:\n{logs}");
     assert!(!logs.contains("hmac="), "a token reached the logs:\n{logs}");
 }
+
+/// Browser players on another origin: every answer (including refusals and streamed segments)
+/// carries `Access-Control-Allow-Origin`, and preflights for `Authorization` succeed.
+pub async fn cors(edge: &Edge) {
+    let client = client();
+    let preflight = client
+        .request(
+            reqwest::Method::OPTIONS,
+            edge.url(&format!("/playback/{VIDEO}/manifest")),
+        )
+        .header("origin", "https://player.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert!(headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("authorization"));
+    assert!(headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("GET"));
+
+    let token = edge.token();
+    for (path, status) in [
+        (format!("/hls/{VIDEO}/720p/seg_001.ts?token={token}"), 200),
+        (format!("/hls/{VIDEO}/master.m3u8?token={token}"), 200),
+        (format!("/hls/{VIDEO}/master.m3u8?token=bogus"), 403),
+        ("/health".to_string(), 200),
+    ] {
+        let r = client
+            .get(edge.url(&path))
+            .header("origin", "https://player.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*", "{path}");
+    }
+}
