@@ -56,8 +56,12 @@ ensure_postgres() {
   $as "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres test
   export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/test"
   STREAMING_EDGE_PG_STOP="$as $bindir/pg_ctl -D $dir/data -m fast stop"
+  STREAMING_EDGE_PG_DIR=$dir
 }
 
 stop_postgres() {
-  if [ -n "${STREAMING_EDGE_PG_STOP:-}" ]; then $STREAMING_EDGE_PG_STOP >/dev/null 2>&1 || true; fi
+  if [ -n "${STREAMING_EDGE_PG_STOP:-}" ]; then
+    $STREAMING_EDGE_PG_STOP >/dev/null 2>&1 || true
+    rm -rf "$STREAMING_EDGE_PG_DIR"
+  fi
 }
