@@ -9,12 +9,7 @@ use http::HeaderMap;
 
 /// The bearer token in `Authorization`, if any.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    playback::jwt::bearer_token(headers.get(http::header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// The raw value of the first `name=` parameter in `query`.

@@ -172,6 +172,14 @@ impl Hs256Verifier {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header value (scheme case-insensitive,
+/// surrounding spaces ignored); `None` for other schemes or an empty token.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Mints an HS256 JWT (for development tokens and tests; production tokens come from the
 /// platform's auth service).
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> String {
@@ -247,6 +255,15 @@ mod tests {
             .verify(&token, NOW)
             .unwrap();
         assert_eq!(c.sub, "u");
+    }
+
+    #[test]
+    fn bearer_headers() {
+        assert_eq!(bearer_token("Bearer abc.def.ghi"), Some("abc.def.ghi"));
+        assert_eq!(bearer_token("bearer  xyz "), Some("xyz"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
     }
 
     #[test]

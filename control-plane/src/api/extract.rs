@@ -108,10 +108,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    playback::jwt::bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// A path id that must be a UUID; anything else is an unknown resource (404).
