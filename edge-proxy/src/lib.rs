@@ -6,11 +6,10 @@
 //! - a request's route is chosen in [`route`]; its handler lives in [`serve`];
 //! - viewer JWTs are verified in [`serve::manifest`], signed-URL tokens in [`serve`]
 //!   (`admit_signed_url`), both with the rules of the `playback` crate;
-//! - HLS paths are proven safe in [`asset_path`]; files come from [`origin`];
+//! - HLS paths are proven safe by `playback::hls::AssetPath`; files come from [`origin`];
 //! - content keys are unwrapped in [`keys`]; entitlements come from [`control_plane`];
 //! - the Pingora phases are in [`proxy`]; configuration in [`config`].
 
-pub mod asset_path;
 pub mod config;
 pub mod control_plane;
 pub mod credentials;

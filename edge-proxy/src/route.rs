@@ -2,7 +2,7 @@
 //!
 //! Routing looks only at the raw (still percent-encoded) path. It checks the shape of ids so
 //! that nothing downstream sees a malformed video or key id; the HLS remainder is handed on
-//! untouched and proven safe by [`crate::asset_path`] before any origin is asked.
+//! untouched and proven safe by [`playback::hls::AssetPath`] before any origin is asked.
 
 /// One of the edge's endpoints, with the ids parsed out of the path.
 #[derive(Debug, Clone, PartialEq, Eq)]

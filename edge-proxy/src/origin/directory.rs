@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use tokio::io::AsyncReadExt;
 
 use super::OriginError;
-use crate::asset_path::AssetPath;
 use crate::config::OriginConfig;
+use playback::hls::AssetPath;
 
 /// A local media folder.
 pub struct DirectoryOrigin {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use pingora::upstreams::peer::HttpPeer;
 
 use super::OriginError;
-use crate::asset_path::AssetPath;
 use crate::config::{ConfigError, OriginConfig};
+use playback::hls::AssetPath;
 
 /// An HTTP(S) media server.
 pub struct HttpOrigin {

@@ -16,9 +16,9 @@ pub mod media_type;
 pub use directory::{DirectoryOrigin, OriginFile};
 pub use http::HttpOrigin;
 
-use crate::asset_path::AssetPath;
 use crate::config::{ConfigError, OriginConfig, OriginKind};
 use crate::errors::EdgeError;
+use playback::hls::AssetPath;
 
 /// The configured origin.
 pub enum Origin {

@@ -14,12 +14,12 @@ use playback::hls::{is_playlist, rewrite_playlist, RewriteContext};
 use playback::token::{hls_prefix, video_acl, UrlTokenClaims};
 
 use super::{admit_signed_url, Outcome, Subject, UpstreamTarget};
-use crate::asset_path::AssetPath;
 use crate::credentials::query_without;
 use crate::edge::{now_unix, Edge};
 use crate::errors::EdgeError;
 use crate::origin::{media_type, Origin};
 use crate::reply::Reply;
+use playback::hls::AssetPath;
 
 pub async fn serve(
     edge: &Edge,

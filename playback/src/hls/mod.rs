@@ -1,8 +1,11 @@
-//! HLS playlists: rewriting so every follow-up request carries proof.
+//! HLS: which request paths are safe to serve, and playlist rewriting so every follow-up
+//! request carries proof.
 
+mod asset_path;
 mod rewrite;
 mod uri;
 
+pub use asset_path::{AssetPath, BadPath};
 pub use rewrite::{rewrite_playlist, RewriteContext, RewriteError};
 
 /// True when `path` names an HLS playlist (by extension, ignoring any query).

@@ -372,6 +372,38 @@ https://other-cdn.example/ad.ts\r\n\
     }
 
     #[test]
+    fn i_frame_playlist_with_byte_ranges() {
+        let path = format!("/hls/{V}/720p/iframes.m3u8");
+        let input = "#EXTM3U\n\
+#EXT-X-VERSION:4\n\
+#EXT-X-TARGETDURATION:4\n\
+#EXT-X-I-FRAMES-ONLY\n\
+#EXT-X-KEY:METHOD=AES-128,URI=\"key/k1\"\n\
+#EXTINF:4.000,\n\
+#EXT-X-BYTERANGE:9400@376\n\
+seg_00000.ts\n\
+#EXTINF:4.000,\n\
+#EXT-X-BYTERANGE:8272@1128\n\
+seg_00001.ts\n\
+#EXT-X-ENDLIST\n";
+        let expected = format!(
+            "#EXTM3U\n\
+#EXT-X-VERSION:4\n\
+#EXT-X-TARGETDURATION:4\n\
+#EXT-X-I-FRAMES-ONLY\n\
+#EXT-X-KEY:METHOD=AES-128,URI=\"/keys/{V}/k1?token={T}\"\n\
+#EXTINF:4.000,\n\
+#EXT-X-BYTERANGE:9400@376\n\
+/hls/{V}/720p/seg_00000.ts?token={T}\n\
+#EXTINF:4.000,\n\
+#EXT-X-BYTERANGE:8272@1128\n\
+/hls/{V}/720p/seg_00001.ts?token={T}\n\
+#EXT-X-ENDLIST\n"
+        );
+        assert_eq!(rewrite(input, &path), expected);
+    }
+
+    #[test]
     fn absolute_origin_uris_map_back_onto_the_edge() {
         let path = format!("/hls/{V}/720p/index.m3u8");
         let prefix = format!("http://origin.internal:9000/media/{V}/");

@@ -11,8 +11,11 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTRO
 
 /// Most segments a path may have.
 const MAX_SEGMENTS: usize = 16;
-/// Longest raw path accepted.
-const MAX_RAW_LEN: usize = 1024;
+/// Longest decoded path accepted. The limit is on the decoded form so that a path and its
+/// re-encoded upstream form (non-ASCII bytes triple in size) get the same verdict.
+const MAX_DECODED_LEN: usize = 1024;
+/// Longest raw path read at all: every decoded byte written as a `%XX` escape.
+const MAX_RAW_LEN: usize = 3 * MAX_DECODED_LEN;
 
 /// Characters that must be escaped inside one path segment of an upstream URL.
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -54,7 +57,8 @@ impl AssetPath {
             .split('/')
             .map(decode_segment)
             .collect::<Result<Vec<_>, _>>()?;
-        if segments.len() > MAX_SEGMENTS {
+        let decoded_len = segments.iter().map(|s| s.len() + 1).sum::<usize>() - 1;
+        if segments.len() > MAX_SEGMENTS || decoded_len > MAX_DECODED_LEN {
             return Err(BadPath);
         }
         Ok(AssetPath { segments })
@@ -72,11 +76,7 @@ impl AssetPath {
 
     /// The normalized edge path, `/hls/{videoId}/{relative}`, that tokens are checked against.
     pub fn edge_path(&self, video_id: &str) -> String {
-        format!(
-            "{}{}",
-            playback::token::hls_prefix(video_id),
-            self.relative()
-        )
+        format!("{}{}", crate::token::hls_prefix(video_id), self.relative())
     }
 
     /// The path re-encoded for an upstream URL, one escaped segment at a time.
@@ -180,6 +180,22 @@ mod tests {
         }
         let deep = vec!["a"; MAX_SEGMENTS + 1].join("/");
         assert_eq!(AssetPath::parse(&deep), Err(BadPath));
+    }
+
+    #[test]
+    fn limits_apply_to_the_decoded_path_so_reencoding_keeps_the_verdict() {
+        // Found by the asset_path fuzz target: 412 non-ASCII bytes re-encode to over 1 KiB.
+        let wide = "é".repeat(MAX_DECODED_LEN / 2);
+        let path = AssetPath::parse(&wide).unwrap();
+        assert_eq!(AssetPath::parse(&path.encoded()), Ok(path));
+        assert_eq!(
+            AssetPath::parse(&"a".repeat(MAX_DECODED_LEN + 1)),
+            Err(BadPath)
+        );
+        assert_eq!(
+            AssetPath::parse(&"%41".repeat(MAX_DECODED_LEN + 1)),
+            Err(BadPath)
+        );
     }
 
     #[test]
