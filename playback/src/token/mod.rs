@@ -5,9 +5,11 @@
 //! token formats and the path rules they are scoped to.
 
 mod acl;
+mod query;
 mod signed_url;
 
 pub use acl::acl_matches;
+pub use query::{query_param, query_without};
 pub use signed_url::{UrlSigner, UrlTokenClaims, MAX_TOKEN_LEN};
 
 /// The ACL a playback token for `video_id` carries: the title's HLS tree and its key endpoint.
