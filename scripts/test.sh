@@ -28,6 +28,7 @@ DATABASE_URL="$TEST_DATABASE_URL" cargo test --workspace -- --test-threads=2
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   log "fuzz smoke (${FUZZ_SECONDS:=10}s per target)"
+  rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
   command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked >/dev/null 2>&1 || cargo install cargo-fuzz
   (
     cd playback/fuzz
