@@ -8,13 +8,8 @@ use uuid::Uuid;
 
 use super::{with_pool, Db, DbError};
 
-/// Where a title is in its life: `pending` (uploaded), `processing`, `completed`, `failed`.
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const PROCESSING: &str = "processing";
-    pub const COMPLETED: &str = "completed";
-    pub const FAILED: &str = "failed";
-}
+/// A title's `transcoding_status` (the same vocabulary as its jobs).
+pub use super::status;
 
 /// One row of `files`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -11,12 +11,7 @@ use super::files::PublishedTitle;
 use super::{with_pool, Db, DbError};
 
 /// Job states as stored in `transcoding_jobs.status`.
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const PROCESSING: &str = "processing";
-    pub const COMPLETED: &str = "completed";
-    pub const FAILED: &str = "failed";
-}
+pub use super::status;
 
 /// One row of `transcoding_jobs`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -32,6 +32,15 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Where a transcode is in its life, for `transcoding_jobs.status` and
+/// `files.transcoding_status` alike: `pending`, `processing`, `completed`, `failed`.
+pub mod status {
+    pub const PENDING: &str = "pending";
+    pub const PROCESSING: &str = "processing";
+    pub const COMPLETED: &str = "completed";
+    pub const FAILED: &str = "failed";
+}
+
 /// A connection pool to the control plane's database.
 #[derive(Debug, Clone)]
 pub enum Db {
