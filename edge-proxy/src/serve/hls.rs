@@ -10,7 +10,7 @@
 //!   Pingora's proxy.
 
 use pingora::http::RequestHeader;
-use playback::hls::{is_playlist, rewrite_playlist, RewriteContext};
+use playback::hls::{is_playlist, rewrite_playlist, AssetPath, RewriteContext};
 use playback::token::{hls_prefix, video_acl, UrlTokenClaims};
 
 use super::{admit_signed_url, Outcome, Subject, UpstreamTarget};
@@ -19,7 +19,6 @@ use crate::edge::{now_unix, Edge};
 use crate::errors::EdgeError;
 use crate::origin::{media_type, Origin};
 use crate::reply::Reply;
-use playback::hls::AssetPath;
 
 pub async fn serve(
     edge: &Edge,
