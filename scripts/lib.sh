@@ -65,3 +65,43 @@ stop_postgres() {
     rm -rf "$STREAMING_EDGE_PG_DIR"
   fi
 }
+
+# Sets INTEROP_PYTHON to a venv with the independent token implementations the interop tests
+# compare against (Akamai's EdgeAuth library, pyjwt, botocore's CloudFront signer).
+ensure_interop_python() {
+  local venv="$HOME/.cache/streaming-edge-venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" 2>/dev/null || { ensure_apt "" python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+  fi
+  if ! "$venv/bin/python" -c "import akamai.edgeauth, jwt, botocore, cryptography" 2>/dev/null; then
+    log "installing interop tools into $venv (akamai-edgeauth, pyjwt, botocore, cryptography)"
+    "$venv/bin/pip" install -q --disable-pip-version-check akamai-edgeauth "pyjwt[crypto]" botocore cryptography
+  fi
+  export INTEROP_PYTHON="$venv/bin/python"
+}
+
+# Sets TEST_REDIS_URL to a reachable Redis: the machine's on 127.0.0.1:6379 when it answers,
+# otherwise a throwaway server started here (installing Redis when absent).
+ensure_redis() {
+  if [ -n "${TEST_REDIS_URL:-}" ]; then return 0; fi
+  if command -v redis-cli >/dev/null && [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; then
+    export TEST_REDIS_URL="redis://127.0.0.1:6379"
+    return 0
+  fi
+  ensure_apt "redis-server redis-cli" redis-server
+  local dir; dir=$(mktemp -d /tmp/streaming-edge-redis.XXXXXX)
+  local port=56379
+  log "starting a throwaway Redis on 127.0.0.1:$port"
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --daemonize yes \
+    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+  for _ in $(seq 50); do [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  export TEST_REDIS_URL="redis://127.0.0.1:$port"
+  STREAMING_EDGE_REDIS_DIR=$dir
+}
+
+stop_redis() {
+  if [ -n "${STREAMING_EDGE_REDIS_DIR:-}" ]; then
+    kill "$(cat "$STREAMING_EDGE_REDIS_DIR/redis.pid" 2>/dev/null)" 2>/dev/null || true
+    rm -rf "$STREAMING_EDGE_REDIS_DIR"
+  fi
+}

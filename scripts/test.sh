@@ -4,8 +4,9 @@
 # SQLite and PostgreSQL, the end-to-end upload -> transcode -> JWT -> signed HLS -> AES-128 ->
 # ffmpeg decode test, and a short run of every fuzz target.
 #
-# Installs what it needs (cmake, ffmpeg, the wasm target, cargo-fuzz) and starts a throwaway
-# PostgreSQL when none answers on 127.0.0.1:5432.
+# Installs what it needs (cmake, ffmpeg, the wasm target, cargo-fuzz, a Python venv with the
+# interop libraries akamai-edgeauth, pyjwt and botocore) and starts a throwaway PostgreSQL or Redis
+# when none answers on 127.0.0.1:5432 / 127.0.0.1:6379.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -13,7 +14,9 @@ cd "$(dirname "$0")/.."
 ensure_build_tools
 rustup target add wasm32-wasip1 >/dev/null 2>&1
 ensure_postgres
-trap stop_postgres EXIT
+ensure_redis
+trap 'stop_postgres; stop_redis' EXIT
+ensure_interop_python
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -23,7 +26,7 @@ log "playback builds for wasm32-wasip1"
 cargo build -p playback --target wasm32-wasip1
 log "building service binaries (the end-to-end tests start them as processes)"
 cargo build --workspace --bins
-log "cargo test (PostgreSQL at ${TEST_DATABASE_URL})"
+log "cargo test (PostgreSQL at ${TEST_DATABASE_URL}, Redis at ${TEST_REDIS_URL})"
 DATABASE_URL="$TEST_DATABASE_URL" cargo test --workspace -- --test-threads=2
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use playback::jwt::{Hs256Verifier, JwtRules};
-use playback::token::UrlSigner;
+use playback::token::edgeauth::{EdgeAuth, EdgeAuthConfig};
+use playback::token::session::SessionSigner;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
@@ -87,7 +88,8 @@ pub async fn build(config: Config) -> anyhow::Result<(Router, AppState)> {
         config,
         db,
         Hs256Verifier::new(&jwt_secret, rules),
-        UrlSigner::new(&signing_key),
+        // EdgeAuth v2 with the edge's defaults (sha256, `hdnts`): the edge verifies it.
+        SessionSigner::new(EdgeAuth::new(EdgeAuthConfig::new(signing_key.to_vec()))),
         Sha256::digest(service_token.as_bytes()).into(),
         transport_key,
         custody,

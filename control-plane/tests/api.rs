@@ -8,7 +8,9 @@ use common::{test_video, TestApp, TestDb};
 use control_plane::db::now;
 use control_plane::db::users::TierName;
 use playback::keywrap::{self, KeyBinding, Purpose};
-use playback::token::{hls_master_path, UrlSigner};
+use playback::token::edgeauth::{EdgeAuth, EdgeAuthConfig, RequestFacts};
+use playback::token::hls_master_path;
+use playback::token::session::SessionSigner;
 use serde_json::{json, Value};
 
 async fn sqlite_app() -> TestApp {
@@ -612,15 +614,24 @@ async fn drm_title_end_to_end() {
         assert_eq!(res.status(), 200);
         let body = json_of(res).await;
         let url = body["url"].as_str().unwrap();
-        let prefix = format!("http://127.0.0.1:8080/hls/{file}/master.m3u8?token=");
+        let prefix = format!("http://127.0.0.1:8080/hls/{file}/master.m3u8?hdnts=");
         assert!(url.starts_with(&prefix), "{url}");
         let token = &url[prefix.len()..];
-        let signer =
-            UrlSigner::new(&std::fs::read(&t.config.signed_urls.signing_key_file).unwrap());
+        let signer = SessionSigner::new(EdgeAuth::new(EdgeAuthConfig::new(
+            std::fs::read(&t.config.signed_urls.signing_key_file).unwrap(),
+        )));
         let unix = now().unix_timestamp() as u64;
-        let claims = signer.verify(token, &hls_master_path(&file), unix).unwrap();
-        assert_eq!(claims.user_id.as_deref(), Some("alice"));
-        assert!(claims.expires_at > unix + 290 && claims.expires_at <= unix + 301);
+        let master = hls_master_path(&file);
+        let facts = RequestFacts {
+            path: &master,
+            client_ip: None,
+            now_unix: unix,
+        };
+        let grant = signer.verify(token, &facts).unwrap();
+        assert!(grant.is_manifest_for(&file), "admits the master only");
+        assert_eq!(grant.subject.user_id.as_deref(), Some("alice"));
+        assert!(grant.subject.session_id.is_some(), "opens a session");
+        assert!(grant.expires_at > unix + 290 && grant.expires_at <= unix + 301);
         assert!(body["expiresAt"].as_str().unwrap().ends_with('Z'));
 
         // A free viewer in the organization is refused: the title is DRM-protected.

@@ -24,6 +24,12 @@ pub struct EdgeConfig {
     pub origin: OriginConfig,
     pub control_plane: ControlPlaneConfig,
     pub cache: CacheConfig,
+    pub sessions: SessionsConfig,
+    pub cookies: CookiesConfig,
+    pub cloudfront: CloudFrontConfig,
+    pub redis: RedisConfig,
+    pub revocation: RevocationConfig,
+    pub debug: DebugConfig,
 }
 
 /// `[server]`: where the edge listens and how it names itself in URLs it hands out.
@@ -43,20 +49,138 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtConfig {
+    /// An unnamed HS256 key shared with the control plane; `""` for none.
     pub hs256_secret_file: PathBuf,
     pub issuer: String,
     pub audience: String,
     pub leeway_secs: u64,
+    /// Longest viewer JWT accepted, bytes.
+    pub max_token_bytes: usize,
+    /// More verification keys, each pinned to one algorithm (`[[jwt.keys]]`).
+    pub keys: Vec<JwtKeyConfig>,
+    /// A JWKS document of the auth service (`""` for none), fetched at start-up and refetched
+    /// when a token names an unknown `kid`.
+    pub jwks_url: String,
+    /// At most one JWKS refetch per this many seconds.
+    pub jwks_min_refetch_secs: u64,
+    pub jwks_timeout_ms: u64,
+    /// Longest a verified token stays in the verified-token cache (never past its `exp`).
+    pub verified_cache_ttl_secs: u64,
+    pub verified_cache_max_entries: u64,
 }
 
-/// `[signed_urls]`: the HMAC tokens on playlist, segment and key URLs.
+/// One `[[jwt.keys]]` entry: an algorithm and exactly one of `secret_file` (HS256),
+/// `public_key_file` (PEM; RS256, ES256, EdDSA) or `jwk_file`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtKeyConfig {
+    /// The `kid` tokens select this key by; `""` for an unnamed key.
+    pub kid: String,
+    /// `HS256`, `RS256`, `ES256` or `EdDSA`.
+    pub alg: String,
+    pub secret_file: PathBuf,
+    pub public_key_file: PathBuf,
+    pub jwk_file: PathBuf,
+}
+
+/// `[signed_urls]`: the EdgeAuth v2 tokens on playlist, segment and key URLs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SignedUrlConfig {
+    /// Raw key bytes; an Akamai property needs the same bytes in hex (`edge-proxy explain`).
     pub signing_key_file: PathBuf,
+    /// Lifetime of the manifest token (admits the master playlist only).
     pub manifest_ttl_secs: u64,
-    pub child_ttl_secs: u64,
-    pub query_param: String,
+    /// Token name: query parameter, path-segment prefix and cookie name (`hdnts`, `__token__`).
+    pub token_name: String,
+    /// EdgeAuth HMAC: `sha256`, `sha1` or `md5`.
+    pub algorithm: String,
+    /// EdgeAuth field delimiter (`~`).
+    pub field_delimiter: char,
+    /// EdgeAuth escape-early (percent-encode `acl`/`data` values before hashing).
+    pub escape_early: bool,
+}
+
+/// How the session token travels on child requests (`sessions.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionMode {
+    /// `?{token_name}=<token>` on every child URI.
+    Query,
+    /// `/hls/{v}/{token_name}=<token>/...`: relative URIs inherit it; AVPlayer-safe.
+    Path,
+    /// A path-scoped cookie set with the master playlist; child URIs carry nothing.
+    Cookie,
+}
+
+/// Binding of the session token to the client address (`sessions.bind_ip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindIp {
+    Off,
+    Exact,
+    Subnet,
+}
+
+/// `[sessions]`: the session token minted when a master playlist is served.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    pub mode: SessionMode,
+    /// Added to the content's duration.
+    pub grace_secs: u64,
+    /// Content duration assumed when the first media playlist gives none (live, unreadable).
+    pub default_duration_secs: u64,
+    /// Upper bound on a session token's lifetime, whatever the playlists claim.
+    pub max_lifetime_secs: u64,
+    pub bind_ip: BindIp,
+}
+
+/// `[cookies]`: attributes of the session cookie (`sessions.mode = "cookie"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CookiesConfig {
+    /// `Secure` attribute; turn off only for plain-http development.
+    pub secure: bool,
+    /// `SameSite`: `None` (cross-site players; needs `secure`), `Lax` or `Strict`.
+    pub same_site: String,
+}
+
+/// `[cloudfront]`: accept CloudFront signed URLs and cookies. Empty = off.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloudFrontConfig {
+    /// Key-Pair-Id -> PEM public key file (RSA-2048 or ECDSA P-256).
+    pub public_keys: std::collections::BTreeMap<String, PathBuf>,
+}
+
+/// `[redis]`: shared revocations. Empty `url` = revocation is local to the process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+    /// Prefix of every key and channel this edge uses.
+    pub key_prefix: String,
+    pub timeout_ms: u64,
+}
+
+/// `[revocation]`: the deny-list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// How long a revocation lasts when the request names no `ttlSecs`.
+    pub default_ttl_secs: u64,
+    /// Longest `ttlSecs` accepted.
+    pub max_ttl_secs: u64,
+    pub max_entries: u64,
+}
+
+/// `[debug]`: operator aids, off in production.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DebugConfig {
+    /// Adds `X-Edge-Denial: <code>; <detail>` to refusals.
+    pub denial_header: bool,
 }
 
 /// Where media comes from.
@@ -119,6 +243,13 @@ impl Default for JwtConfig {
             issuer: "streaming-dev".into(),
             audience: "streaming-edge".into(),
             leeway_secs: 30,
+            max_token_bytes: playback::jwt::MAX_JWT_LEN,
+            keys: Vec::new(),
+            jwks_url: String::new(),
+            jwks_min_refetch_secs: 30,
+            jwks_timeout_ms: 2_000,
+            verified_cache_ttl_secs: 300,
+            verified_cache_max_entries: 100_000,
         }
     }
 }
@@ -128,8 +259,51 @@ impl Default for SignedUrlConfig {
         SignedUrlConfig {
             signing_key_file: "data/secrets/url-signing.key".into(),
             manifest_ttl_secs: 300,
-            child_ttl_secs: 14_400,
-            query_param: "token".into(),
+            token_name: "hdnts".into(),
+            algorithm: "sha256".into(),
+            field_delimiter: '~',
+            escape_early: false,
+        }
+    }
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            mode: SessionMode::Query,
+            grace_secs: 600,
+            default_duration_secs: 14_400,
+            max_lifetime_secs: 86_400,
+            bind_ip: BindIp::Off,
+        }
+    }
+}
+
+impl Default for CookiesConfig {
+    fn default() -> Self {
+        CookiesConfig {
+            secure: true,
+            same_site: "None".into(),
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: String::new(),
+            key_prefix: "edge:".into(),
+            timeout_ms: 1_000,
+        }
+    }
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        RevocationConfig {
+            default_ttl_secs: 86_400,
+            max_ttl_secs: 30 * 86_400,
+            max_entries: 1_000_000,
         }
     }
 }
@@ -254,26 +428,12 @@ impl EdgeConfig {
                 "set the audience your JWTs carry in `aud`",
             ));
         }
+        self.validate_jwt_keys()?;
         check_positive(
             "signed_urls.manifest_ttl_secs",
             self.signed_urls.manifest_ttl_secs,
         )?;
-        check_positive(
-            "signed_urls.child_ttl_secs",
-            self.signed_urls.child_ttl_secs,
-        )?;
-        let param = &self.signed_urls.query_param;
-        if param.is_empty()
-            || !param
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(invalid(
-                "signed_urls.query_param",
-                format!("is {param:?}"),
-                "use a plain query parameter name such as \"token\" (letters, digits, `_`, `-`)",
-            ));
-        }
+        self.validate_tokens()?;
         if self.origin.kind == OriginKind::Http {
             check_http_url("origin.url", &self.origin.url)?;
         }
@@ -291,6 +451,157 @@ impl EdgeConfig {
             self.cache.content_key_ttl_secs,
         )?;
         check_positive("cache.max_entries", self.cache.max_entries)?;
+        Ok(())
+    }
+
+    /// Token, session, cookie, Redis and revocation settings.
+    fn validate_tokens(&self) -> Result<(), ConfigError> {
+        let name = &self.signed_urls.token_name;
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(invalid(
+                "signed_urls.token_name",
+                format!("is {name:?}"),
+                "use a plain name such as \"hdnts\" or \"__token__\" (letters, digits, `_`, `-`)",
+            ));
+        }
+        if playback::token::edgeauth::Algorithm::from_name(&self.signed_urls.algorithm).is_none() {
+            return Err(invalid(
+                "signed_urls.algorithm",
+                format!("is {:?}", self.signed_urls.algorithm),
+                "use \"sha256\", \"sha1\" or \"md5\"",
+            ));
+        }
+        let delimiter = self.signed_urls.field_delimiter;
+        if !delimiter.is_ascii_punctuation() || matches!(delimiter, '=' | '&' | '/' | '%' | '!') {
+            return Err(invalid(
+                "signed_urls.field_delimiter",
+                format!("is {delimiter:?}"),
+                "use \"~\" (EdgeAuth's default)",
+            ));
+        }
+        check_positive("sessions.grace_secs", self.sessions.grace_secs)?;
+        check_positive(
+            "sessions.default_duration_secs",
+            self.sessions.default_duration_secs,
+        )?;
+        check_positive(
+            "sessions.max_lifetime_secs",
+            self.sessions.max_lifetime_secs,
+        )?;
+        if !matches!(self.cookies.same_site.as_str(), "None" | "Lax" | "Strict") {
+            return Err(invalid(
+                "cookies.same_site",
+                format!("is {:?}", self.cookies.same_site),
+                "use \"None\", \"Lax\" or \"Strict\"",
+            ));
+        }
+        if self.cookies.same_site == "None" && !self.cookies.secure {
+            return Err(invalid(
+                "cookies.same_site",
+                "is \"None\" while cookies.secure = false (browsers drop such cookies)",
+                "set cookies.secure = true, or cookies.same_site = \"Lax\" for plain-http development",
+            ));
+        }
+        for id in self.cloudfront.public_keys.keys() {
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(invalid(
+                    "cloudfront.public_keys",
+                    format!("has the Key-Pair-Id {id:?}"),
+                    "use the alphanumeric id CloudFront shows for the public key (e.g. \"K2JCJMDEHXQW5F\")",
+                ));
+            }
+        }
+        let redis = &self.redis.url;
+        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+            return Err(invalid(
+                "redis.url",
+                "is not a redis:// or rediss:// URL",
+                "write e.g. \"redis://127.0.0.1:6379\", or \"\" for process-local revocation",
+            ));
+        }
+        check_positive("redis.timeout_ms", self.redis.timeout_ms)?;
+        check_positive(
+            "revocation.default_ttl_secs",
+            self.revocation.default_ttl_secs,
+        )?;
+        if self.revocation.max_ttl_secs < self.revocation.default_ttl_secs {
+            return Err(invalid(
+                "revocation.max_ttl_secs",
+                "is below revocation.default_ttl_secs",
+                "raise it to at least the default",
+            ));
+        }
+        check_positive("revocation.max_entries", self.revocation.max_entries)?;
+        Ok(())
+    }
+
+    /// The `[jwt]` key sources, sizes and cache bounds.
+    fn validate_jwt_keys(&self) -> Result<(), ConfigError> {
+        let jwt = &self.jwt;
+        if !(512..=65_536).contains(&jwt.max_token_bytes) {
+            return Err(invalid(
+                "jwt.max_token_bytes",
+                format!("is {}", jwt.max_token_bytes),
+                "choose between 512 and 65536 (default 8192)",
+            ));
+        }
+        if jwt.hs256_secret_file.as_os_str().is_empty()
+            && jwt.keys.is_empty()
+            && jwt.jwks_url.is_empty()
+        {
+            return Err(invalid(
+                "jwt",
+                "names no verification key",
+                "set `hs256_secret_file`, add `[[jwt.keys]]`, or set `jwks_url`",
+            ));
+        }
+        for key in &jwt.keys {
+            let alg = playback::jwt::Algorithm::from_name(&key.alg).ok_or_else(|| {
+                invalid(
+                    "jwt.keys.alg",
+                    format!("is {:?}", key.alg),
+                    "use \"HS256\", \"RS256\", \"ES256\" or \"EdDSA\"",
+                )
+            })?;
+            if !key.kid.is_empty() && !playback::jwt::kid_is_valid(&key.kid) {
+                return Err(invalid(
+                    "jwt.keys.kid",
+                    format!("is {:?}", key.kid),
+                    "use 1-128 characters of A-Z a-z 0-9 - _ . : + / =",
+                ));
+            }
+            let sources = [&key.secret_file, &key.public_key_file, &key.jwk_file]
+                .iter()
+                .filter(|p| !p.as_os_str().is_empty())
+                .count();
+            let hs = alg == playback::jwt::Algorithm::Hs256;
+            let right_kind = if hs {
+                key.public_key_file.as_os_str().is_empty()
+            } else {
+                key.secret_file.as_os_str().is_empty()
+            };
+            if sources != 1 || !right_kind {
+                return Err(invalid(
+                    "jwt.keys",
+                    format!("entry for {} (kid {:?}) names {sources} key files", key.alg, key.kid),
+                    "give HS256 keys one `secret_file` (or `jwk_file`) and RS256/ES256/EdDSA keys one `public_key_file` (PEM) or `jwk_file`",
+                ));
+            }
+        }
+        if !jwt.jwks_url.is_empty() {
+            check_http_url("jwt.jwks_url", &jwt.jwks_url)?;
+        }
+        check_positive("jwt.jwks_min_refetch_secs", jwt.jwks_min_refetch_secs)?;
+        check_positive("jwt.jwks_timeout_ms", jwt.jwks_timeout_ms)?;
+        check_positive("jwt.verified_cache_ttl_secs", jwt.verified_cache_ttl_secs)?;
+        check_positive(
+            "jwt.verified_cache_max_entries",
+            jwt.verified_cache_max_entries,
+        )?;
         Ok(())
     }
 
@@ -348,6 +659,7 @@ fn check_http_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
 
 /// Secret material read from the files the configuration names. `Debug` never shows it.
 pub struct Secrets {
+    /// Empty when `jwt.hs256_secret_file` is `""`.
     pub jwt_hs256_secret: Vec<u8>,
     pub url_signing_key: Vec<u8>,
     pub service_token: String,
@@ -366,7 +678,11 @@ const MIN_SECRET_LEN: usize = 16;
 impl Secrets {
     /// Reads every secret file named in `config`; a missing or malformed file names its key.
     pub fn load(config: &EdgeConfig) -> Result<Self, ConfigError> {
-        let jwt_hs256_secret = read_secret("jwt.hs256_secret_file", &config.jwt.hs256_secret_file)?;
+        let jwt_hs256_secret = if config.jwt.hs256_secret_file.as_os_str().is_empty() {
+            Vec::new()
+        } else {
+            read_secret("jwt.hs256_secret_file", &config.jwt.hs256_secret_file)?
+        };
         let url_signing_key = read_secret(
             "signed_urls.signing_key_file",
             &config.signed_urls.signing_key_file,
@@ -406,7 +722,7 @@ impl Secrets {
     }
 }
 
-fn read_secret(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+pub(crate) fn read_secret(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
     let bytes = std::fs::read(path).map_err(|e| ConfigError::SecretFile {
         key,
         path: path.display().to_string(),
@@ -445,7 +761,9 @@ mod tests {
         assert_eq!(config.server.listen, "127.0.0.1:8080");
         assert_eq!(config.origin.kind, OriginKind::Directory);
         assert_eq!(config.signed_urls.manifest_ttl_secs, 300);
-        assert_eq!(config.signed_urls.child_ttl_secs, 14_400);
+        assert_eq!(config.signed_urls.token_name, "hdnts");
+        assert_eq!(config.sessions.mode, SessionMode::Query);
+        assert!(config.redis.url.is_empty());
         assert_eq!(config.cache.entitlement_ttl_secs, 30);
         assert_eq!(config.jwt.issuer, "streaming-dev");
     }
@@ -484,9 +802,22 @@ mod tests {
             "origin.url"
         );
         assert_eq!(
-            invalid_key(from_toml("[signed_urls]\nquery_param = \"a&b\"")),
-            "signed_urls.query_param"
+            invalid_key(from_toml("[signed_urls]\ntoken_name = \"a&b\"")),
+            "signed_urls.token_name"
         );
+        assert_eq!(
+            invalid_key(from_toml("[signed_urls]\nalgorithm = \"sha512\"")),
+            "signed_urls.algorithm"
+        );
+        assert_eq!(
+            invalid_key(from_toml("[cookies]\nsecure = false")),
+            "cookies.same_site"
+        );
+        assert_eq!(
+            invalid_key(from_toml("[redis]\nurl = \"http://x\"")),
+            "redis.url"
+        );
+        assert!(from_toml("[sessions]\nmode = \"carrier-pigeon\"").is_err());
         assert_eq!(
             invalid_key(from_toml("[cache]\ncontent_key_ttl_secs = 0")),
             "cache.content_key_ttl_secs"

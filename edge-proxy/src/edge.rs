@@ -4,33 +4,39 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use playback::jwt::{Hs256Verifier, JwtRules};
-use playback::token::UrlSigner;
+use playback::token::cloudfront::CloudFrontVerifier;
+
+use crate::sessions::cloudfront_memo::VerifiedSignatures;
 
 use crate::config::{ConfigError, EdgeConfig, Secrets};
 use crate::control_plane::ControlPlane;
 use crate::keys::ContentKeys;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
+use crate::revocation::Revocations;
+use crate::sessions::Sessions;
+use crate::viewer::ViewerAuth;
 
 /// Everything a request handler may need; one per process, shared by all requests.
 pub struct Edge {
-    /// Verifies viewer JWTs on manifest requests.
-    pub jwt: Hs256Verifier,
-    /// Mints and verifies signed-URL tokens.
-    pub signer: UrlSigner,
+    /// Verifies viewer JWTs on manifest requests (keys, JWKS, verified-token cache).
+    pub jwt: ViewerAuth,
+    /// Manifest and session tokens (EdgeAuth v2) and how they travel.
+    pub sessions: Sessions,
+    /// The deny-list of sessions, JWT ids and users (shared through Redis when configured).
+    pub revocations: Arc<Revocations>,
+    /// CloudFront signed URLs and cookies, when `[cloudfront]` names public keys.
+    pub cloudfront: Option<CloudFrontVerifier>,
+    /// CloudFront signatures already verified (one public-key operation per signature).
+    pub cloudfront_signatures: VerifiedSignatures,
+    /// `debug.denial_header`: add `X-Edge-Denial` to refusals.
+    pub denial_header: bool,
     pub origin: Origin,
     pub control_plane: Arc<ControlPlane>,
     pub keys: ContentKeys,
     pub metrics: Arc<Metrics>,
     /// `server.public_base_url` without a trailing slash.
     pub public_base_url: String,
-    /// `signed_urls.query_param`.
-    pub token_param: String,
-    /// `signed_urls.manifest_ttl_secs`.
-    pub manifest_ttl_secs: u64,
-    /// `signed_urls.child_ttl_secs`.
-    pub child_ttl_secs: u64,
     /// `server.cors_allow_origin`; `None` sends no CORS headers.
     pub cors_allow_origin: Option<String>,
 }
@@ -58,27 +64,52 @@ impl Edge {
             metrics.clone(),
         );
         Ok(Edge {
-            jwt: Hs256Verifier::new(
-                &secrets.jwt_hs256_secret,
-                JwtRules {
-                    issuer: config.jwt.issuer.clone(),
-                    audience: config.jwt.audience.clone(),
-                    leeway_secs: config.jwt.leeway_secs,
-                },
-            ),
-            signer: UrlSigner::new(&secrets.url_signing_key),
+            jwt: ViewerAuth::new(&config.jwt, &secrets.jwt_hs256_secret, metrics.clone())?,
+            sessions: Sessions::new(config, &secrets.url_signing_key),
+            revocations: Arc::new(Revocations::new(config).map_err(|e| ConfigError::Invalid {
+                key: "redis.url",
+                problem: format!("is not usable: {e}"),
+                fix: "write e.g. \"redis://127.0.0.1:6379\", or \"\" for process-local revocation".into(),
+            })?),
+            cloudfront: cloudfront_verifier(config)?,
+            cloudfront_signatures: VerifiedSignatures::new(metrics.clone()),
+            denial_header: config.debug.denial_header,
             origin: Origin::from_config(&config.origin)?,
             control_plane,
             keys,
             metrics,
             public_base_url: config.public_base_url().to_string(),
-            token_param: config.signed_urls.query_param.clone(),
-            manifest_ttl_secs: config.signed_urls.manifest_ttl_secs,
-            child_ttl_secs: config.signed_urls.child_ttl_secs,
             cors_allow_origin: Some(config.server.cors_allow_origin.clone())
                 .filter(|origin| !origin.is_empty()),
         })
     }
+}
+
+/// The CloudFront verifier with every public key `[cloudfront] public_keys` names; `None`
+/// when it names none.
+pub fn cloudfront_verifier(config: &EdgeConfig) -> Result<Option<CloudFrontVerifier>, ConfigError> {
+    if config.cloudfront.public_keys.is_empty() {
+        return Ok(None);
+    }
+    let mut verifier = CloudFrontVerifier::new();
+    for (key_pair_id, path) in &config.cloudfront.public_keys {
+        let pem = std::fs::read_to_string(path).map_err(|e| ConfigError::SecretFile {
+            key: "cloudfront.public_keys",
+            path: path.display().to_string(),
+            cause: e.to_string(),
+        })?;
+        verifier
+            .add_public_key_pem(key_pair_id, &pem)
+            .map_err(|_| ConfigError::Invalid {
+                key: "cloudfront.public_keys",
+                problem: format!(
+                    "{} ({key_pair_id}) is not an RSA or P-256 public key in PEM",
+                    path.display()
+                ),
+                fix: "use the PEM public key uploaded to CloudFront for this Key-Pair-Id".into(),
+            })?;
+    }
+    Ok(Some(verifier))
 }
 
 /// Seconds since the Unix epoch, the clock every token check uses.

@@ -47,6 +47,15 @@ pub enum EdgeError {
     /// A bug or an unexpected internal failure.
     #[error("internal error")]
     Internal,
+    /// An admin endpoint was called with a valid JWT that lacks the `admin` role.
+    #[error("admin role required")]
+    AdminRequired,
+    /// An admin request body is not what the endpoint takes.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A revocation was applied on this edge but could not be persisted to Redis.
+    #[error("revocation store unavailable")]
+    RevocationStoreUnavailable,
 }
 
 impl EdgeError {
@@ -65,6 +74,9 @@ impl EdgeError {
             | EdgeError::KeyUnavailable => 502,
             EdgeError::ControlPlaneUnavailable => 503,
             EdgeError::Internal => 500,
+            EdgeError::AdminRequired => 403,
+            EdgeError::InvalidRequest(_) => 400,
+            EdgeError::RevocationStoreUnavailable => 503,
         }
     }
 
@@ -81,6 +93,9 @@ impl EdgeError {
             EdgeError::ControlPlaneUnavailable => "control_plane_unavailable",
             EdgeError::KeyUnavailable => "key_unavailable",
             EdgeError::Internal => "internal",
+            EdgeError::AdminRequired => "admin_required",
+            EdgeError::InvalidRequest(_) => "invalid_request",
+            EdgeError::RevocationStoreUnavailable => "revocation_store_unavailable",
         }
     }
 
@@ -105,6 +120,11 @@ impl EdgeError {
             }
             EdgeError::KeyUnavailable => "The content key could not be obtained.".into(),
             EdgeError::Internal => "The edge failed unexpectedly.".into(),
+            EdgeError::AdminRequired => "This endpoint needs a JWT with the `admin` role.".into(),
+            EdgeError::InvalidRequest(why) => format!("The request is invalid: {why}."),
+            EdgeError::RevocationStoreUnavailable => {
+                "The revocation applies on this edge but could not be stored in Redis for the others; retry.".into()
+            }
         }
     }
 

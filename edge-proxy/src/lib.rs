@@ -4,8 +4,11 @@
 //!
 //! Where things happen:
 //! - a request's route is chosen in [`route`]; its handler lives in [`serve`];
-//! - viewer JWTs are verified in [`serve::manifest`], signed-URL tokens in [`serve`]
-//!   (`admit_signed_url`), both with the rules of the `playback` crate;
+//! - viewer JWTs are verified in [`serve::manifest`]; manifest and session tokens (EdgeAuth v2),
+//!   CloudFront signatures and revocations in [`sessions::admission`], with the rules of the
+//!   `playback` crate; how session tokens travel (query, path segment, cookie) is
+//!   [`sessions::propagation`]; the deny-list is [`revocation`];
+//! - `edge-proxy explain` ([`explain`]) says why a token or URL passes or fails;
 //! - HLS paths are proven safe by `playback::hls::AssetPath`; files come from [`origin`];
 //! - content keys are unwrapped in [`keys`]; entitlements come from [`control_plane`];
 //! - the Pingora phases are in [`proxy`]; configuration in [`config`].
@@ -15,10 +18,14 @@ pub mod control_plane;
 pub mod credentials;
 pub mod edge;
 pub mod errors;
+pub mod explain;
 pub mod keys;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;
 pub mod reply;
+pub mod revocation;
 pub mod route;
 pub mod serve;
+pub mod sessions;
+pub mod viewer;

@@ -2,22 +2,29 @@
 //! proxy service on `server.listen`, and runs until signalled.
 //!
 //! Start-up is quick and loud about mistakes: a bad configuration or a missing secret file
-//! exits with status 2 and one line naming the key and the fix. Once the listener accepts
-//! connections the edge logs one JSON line, `"edge listening"`, with the address.
+//! exits with status 2 and one line naming the key and the fix. With `[redis]` configured, the
+//! persisted revocations are loaded before the listener opens (so a restarted edge still
+//! denies), then a background service follows the revocation channel. Once the listener
+//! accepts connections the edge logs one JSON line, `"edge listening"`, with the address.
+//!
+//! `edge-proxy explain <token|URL> [--path P] [--ip A]` explains a token instead of serving
+//! (exit 0 pass, 1 fail, 2 bad configuration).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
 use edge_proxy::config::{EdgeConfig, Secrets};
 use edge_proxy::edge::Edge;
+use edge_proxy::revocation::Revocations;
 
 /// Longest the final shutdown step may take after the grace period (SIGTERM).
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
@@ -27,12 +34,36 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 #[command(version, about)]
 struct Cli {
     /// Path to the edge configuration (TOML); `EDGE_*` environment variables override it.
-    #[arg(long, default_value = "config/edge.dev.toml")]
+    #[arg(long, global = true, default_value = "config/edge.dev.toml")]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the edge (the default).
+    Serve,
+    /// Explain why a token or a whole URL passes or fails every check (exit 0 pass, 1 fail).
+    Explain {
+        /// An EdgeAuth token (with or without `hdnts=`), or a URL carrying one (query or path
+        /// segment) or CloudFront parameters.
+        input: String,
+        /// Request path to check the token against (default: the URL's path, or the token's
+        /// own first ACL entry).
+        #[arg(long)]
+        path: Option<String>,
+        /// Client address to check an `ip` binding against.
+        #[arg(long)]
+        ip: Option<IpAddr>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Explain { input, path, ip }) = &cli.command {
+        return edge_proxy::explain::run(&cli.config, input, path.as_deref(), *ip);
+    }
     init_logging();
     match build(&cli) {
         Ok(server) => server.run_forever(),
@@ -49,6 +80,8 @@ fn build(cli: &Cli) -> Result<Server, String> {
     let listen = config.listen_addr().map_err(|e| e.to_string())?;
     let secrets = Secrets::load(&config).map_err(|e| e.to_string())?;
     let edge = Edge::new(&config, secrets).map_err(|e| e.to_string())?;
+    let revocations = edge.revocations.clone();
+    load_revocations(&revocations);
 
     let server_conf = ServerConf {
         threads: config.server.threads,
@@ -66,7 +99,53 @@ fn build(cli: &Cli) -> Result<Server, String> {
         "listen announcer",
         ListenAnnouncer { listen },
     ));
+    if revocations.is_shared() {
+        server.add_service(background_service(
+            "revocation follower",
+            RevocationFollower { revocations },
+        ));
+    }
     Ok(server)
+}
+
+/// Loads persisted revocations before serving; Redis being down is logged, not fatal (the
+/// follower keeps trying and loads them once it connects).
+fn load_revocations(revocations: &Revocations) {
+    if !revocations.is_shared() {
+        return;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load revocations: no runtime");
+            return;
+        }
+    };
+    let loaded = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), revocations.load()).await });
+    match loaded {
+        Ok(Ok(count)) => tracing::info!(count, "revocations loaded from redis"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "revocations not loaded: redis unavailable"),
+        Err(_) => tracing::warn!("revocations not loaded: redis timed out"),
+    }
+}
+
+/// Applies revocations announced by other edges (Redis pub/sub) for the life of the process.
+struct RevocationFollower {
+    revocations: Arc<Revocations>,
+}
+
+#[async_trait]
+impl BackgroundService for RevocationFollower {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            () = self.revocations.clone().follow() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
 }
 
 /// JSON logs to stdout; `RUST_LOG` filters (default `info`).

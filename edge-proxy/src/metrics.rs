@@ -3,7 +3,7 @@
 //! - `edge_requests_total{route,status}` and `edge_request_duration_seconds{route}`: every
 //!   request, recorded once in the `logging` phase.
 //! - `edge_cache_total{cache,result}`: hit/miss per in-process cache (`entitlement`,
-//!   `content_key`).
+//!   `content_key`, `verified_jwt`, `cloudfront_signature`).
 //! - `edge_denials_total{reason}`: refusals by machine reason code.
 //!
 //! Labels are bounded sets (route labels, status codes, reason codes); never ids or tokens.
@@ -24,7 +24,12 @@ pub struct Metrics {
 }
 
 /// Names of the in-process caches, as used in the `cache` label.
-pub const CACHES: [&str; 2] = ["entitlement", "content_key"];
+pub const CACHES: [&str; 4] = [
+    "entitlement",
+    "content_key",
+    "verified_jwt",
+    "cloudfront_signature",
+];
 
 impl Metrics {
     /// Registers every family and pre-creates the cache and denial series at zero.

@@ -22,7 +22,8 @@ use crate::errors::EdgeError;
 use crate::origin::{Origin, OriginError};
 use crate::reply::Reply;
 use crate::route::Route;
-use crate::serve::{self, Outcome, Subject, UpstreamTarget};
+use crate::serve::{self, admin, Outcome, Subject, UpstreamTarget};
+use crate::sessions::propagation::redact_path;
 
 /// Per-request state shared across phases.
 pub struct RequestCtx {
@@ -33,6 +34,8 @@ pub struct RequestCtx {
     upstream: Option<UpstreamTarget>,
     /// Set when an origin error response is replaced by the edge's JSON error body.
     replacement_body: Option<Bytes>,
+    /// The refusal's reason code, for the access log.
+    denial: Option<&'static str>,
 }
 
 #[async_trait]
@@ -46,6 +49,7 @@ impl ProxyHttp for Edge {
             subject: Subject::default(),
             upstream: None,
             replacement_body: None,
+            denial: None,
         }
     }
 
@@ -57,14 +61,32 @@ impl ProxyHttp for Edge {
     ) -> pingora::Result<bool> {
         let route = Route::for_path(session.req_header().uri.path());
         ctx.route = route.label();
-        let outcome = serve::dispatch(self, route, session.req_header(), &mut ctx.subject).await;
+        ctx.subject.client_ip = session
+            .client_addr()
+            .and_then(|addr| addr.as_inet())
+            .map(|addr| addr.ip().to_canonical());
+        let body = match route {
+            Route::AdminRevocations if session.req_header().method == http::Method::POST => {
+                read_body(session, admin::MAX_BODY).await
+            }
+            _ => Ok(None),
+        };
+        let outcome = match body {
+            Ok(body) => {
+                serve::dispatch(self, route, session.req_header(), body, &mut ctx.subject).await
+            }
+            Err(error) => Err(error),
+        };
         let reply = match outcome {
             Ok(Outcome::Proxy(target)) => {
                 ctx.upstream = Some(target);
                 return Ok(false);
             }
             Ok(Outcome::Reply(reply)) => reply,
-            Err(error) => self.refusal(&error),
+            Err(error) => {
+                ctx.denial = error.denial().map(|r| r.code());
+                self.refusal(&error, &mut ctx.subject)
+            }
         };
         let reply = match &self.cors_allow_origin {
             Some(origin) => reply.header("access-control-allow-origin", origin.as_str()),
@@ -188,27 +210,78 @@ impl ProxyHttp for Edge {
             status,
             latencyMs = elapsed.as_secs_f64() * 1000.0,
             method = %session.req_header().method,
-            path = session.req_header().uri.path(),
+            path = %redact_path(session.req_header().uri.path(), self.sessions.token_name()),
             videoId = ctx.subject.video_id.as_deref(),
             userId = ctx.subject.user_id.as_deref(),
+            sessionId = ctx.subject.session_id.as_deref(),
+            denial = ctx.denial,
+            denialDetail = ctx.subject.denial_detail.as_deref(),
             "request"
         );
     }
 
-    /// Pingora's own error logs describe a request with this: no query string, so no tokens.
+    /// Pingora's own error logs describe a request with this: no query string and no token
+    /// path segment, so no tokens.
     fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
         let req = session.req_header();
-        format!("{} {}", req.method, req.uri.path())
+        format!(
+            "{} {}",
+            req.method,
+            redact_path(req.uri.path(), self.sessions.token_name())
+        )
     }
 }
 
 impl Edge {
-    /// The error response for `error`, counting it as a denial when it is one.
-    fn refusal(&self, error: &EdgeError) -> Reply {
-        if let Some(reason) = error.denial() {
-            self.metrics.denial(reason);
+    /// The error response for `error`, counting it as a denial when it is one; with
+    /// `debug.denial_header`, refusals carry `X-Edge-Denial: <code>; <detail>`.
+    fn refusal(&self, error: &EdgeError, subject: &mut Subject) -> Reply {
+        let reply = Reply::error(error);
+        let Some(reason) = error.denial() else {
+            return reply;
+        };
+        self.metrics.denial(reason);
+        if !self.denial_header {
+            return reply;
         }
-        Reply::error(error)
+        let detail = subject
+            .denial_detail
+            .get_or_insert_with(|| reason.message().to_string());
+        let value: String = format!("{}; {detail}", reason.code())
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        reply.header("x-edge-denial", value)
+    }
+}
+
+/// Reads a request body of at most `limit` bytes (admin endpoints only).
+async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>, EdgeError> {
+    let mut body = bytes::BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(EdgeError::InvalidRequest(format!(
+                        "the body is larger than {limit} bytes"
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(Some(body.freeze())),
+            Err(e) => {
+                return Err(EdgeError::InvalidRequest(format!(
+                    "the body could not be read ({})",
+                    e.etype().as_str()
+                )))
+            }
+        }
     }
 }
 

@@ -79,7 +79,8 @@ impl Reply {
         let length = self.content_length();
         let mut header = ResponseHeader::build(self.status, Some(self.headers.len() + 1))?;
         for (name, value) in &self.headers {
-            header.insert_header(*name, value.as_str())?;
+            // Appended, so several `Set-Cookie` headers survive.
+            header.append_header(*name, value.as_str())?;
         }
         header.insert_header("content-length", length.to_string())?;
         let no_body = head_only || length == 0;

@@ -17,8 +17,16 @@ pub enum Route {
     PlaybackManifest { video_id: String },
     /// `GET /hls/{videoId}/{rest}`: playlists and segments, admitted by a signed-URL token.
     Hls { video_id: String, rest: String },
-    /// `GET /keys/{videoId}/{keyId}`: the AES-128 content key, admitted by a signed-URL token.
-    Key { video_id: String, key_id: String },
+    /// `GET /keys/{videoId}/{keyId}` (or `/keys/{videoId}/{token segment}/{keyId}` in path
+    /// mode): the AES-128 content key, admitted by a session token. `token_segment` is the
+    /// raw `name=value` segment, still escaped.
+    Key {
+        video_id: String,
+        key_id: String,
+        token_segment: Option<String>,
+    },
+    /// `POST /admin/revocations`: deny a session, JWT or user (admin JWT).
+    AdminRevocations,
     /// Anything else.
     NotFound,
 }
@@ -33,6 +41,7 @@ impl Route {
             "health" => return Route::Health,
             "ready" => return Route::Ready,
             "metrics" => return Route::Metrics,
+            "admin/revocations" => return Route::AdminRevocations,
             _ => {}
         }
         let (section, rest) = rest.split_once('/').unwrap_or((rest, ""));
@@ -50,6 +59,17 @@ impl Route {
             "keys" if is_key_id(tail) => Route::Key {
                 video_id,
                 key_id: tail.to_string(),
+                token_segment: None,
+            },
+            "keys" => match tail.split_once('/') {
+                Some((segment, key_id)) if segment.contains('=') && is_key_id(key_id) => {
+                    Route::Key {
+                        video_id,
+                        key_id: key_id.to_string(),
+                        token_segment: Some(segment.to_string()),
+                    }
+                }
+                _ => Route::NotFound,
             },
             _ => Route::NotFound,
         }
@@ -64,6 +84,7 @@ impl Route {
             Route::PlaybackManifest { .. } => "manifest",
             Route::Hls { .. } => "hls",
             Route::Key { .. } => "key",
+            Route::AdminRevocations => "admin",
             Route::NotFound => "not_found",
         }
     }
@@ -146,10 +167,27 @@ mod tests {
             Route::for_path(&format!("/keys/{V}/k1")),
             Route::Key {
                 video_id: V.into(),
-                key_id: "k1".into()
+                key_id: "k1".into(),
+                token_segment: None,
+            }
+        );
+        assert_eq!(
+            Route::for_path(&format!("/keys/{V}/hdnts=exp=1~acl=%2Fkeys*/k1")),
+            Route::Key {
+                video_id: V.into(),
+                key_id: "k1".into(),
+                token_segment: Some("hdnts=exp=1~acl=%2Fkeys*".into()),
             }
         );
         assert_eq!(Route::for_path(&format!("/keys/{V}/a/b")), Route::NotFound);
+        assert_eq!(
+            Route::for_path(&format!("/keys/{V}/a=1/b/c")),
+            Route::NotFound
+        );
+        assert_eq!(
+            Route::for_path("/admin/revocations"),
+            Route::AdminRevocations
+        );
         assert_eq!(Route::for_path(&format!("/keys/{V}/..")), Route::NotFound);
         assert_eq!(Route::for_path(&format!("/keys/{V}/")), Route::NotFound);
     }

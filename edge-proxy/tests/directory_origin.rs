@@ -17,7 +17,7 @@ async fn directory_origin() {
     scenarios::cors(&edge).await;
 
     // A symlink inside the title that points outside the origin root is never followed.
-    let r = edge.raw_get(&format!("/hls/{VIDEO}/720p/leak.ts?token={}", edge.token()));
+    let r = edge.raw_get(&format!("/hls/{VIDEO}/720p/leak.ts?hdnts={}", edge.token()));
     assert_eq!(r.status, 404, "{}", r.head);
     assert!(!String::from_utf8_lossy(&r.body).contains(SECRET_CONTENT));
 

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use playback::jwt::{mint_hs256, Claims};
-use playback::token::{video_acl, UrlSigner, UrlTokenClaims};
+use playback::token::edgeauth::{EdgeAuth, EdgeAuthConfig, EdgeAuthFields};
+use playback::token::session::{encode_data, SessionSubject};
+use playback::token::video_acl;
 use serde_json::{json, Value};
 
 const RENDITION_HEIGHTS: [u64; 2] = [720, 480];
@@ -400,7 +402,7 @@ async fn upload_transcode_play_with_aes128_and_refuse_bad_input() {
     let manifest: Value = manifest.json().await.unwrap();
     let url = manifest["url"].as_str().unwrap().to_string();
     assert!(
-        url.starts_with(&stack.edge(&format!("/hls/{file_id}/master.m3u8?token="))),
+        url.starts_with(&stack.edge(&format!("/hls/{file_id}/master.m3u8?hdnts="))),
         "{url}"
     );
     let expires = time::OffsetDateTime::parse(
@@ -509,52 +511,52 @@ async fn upload_transcode_play_with_aes128_and_refuse_bad_input() {
     assert_eq!(error_code(resp).await, (404, "not_found".into()));
 
     // Signed URLs: A's token on B, tampered, expired.
-    let token = url.split("token=").nth(1).unwrap().to_string();
+    let token = url.split("hdnts=").nth(1).unwrap().to_string();
     let resp = http
-        .get(stack.edge(&format!("/hls/{unknown}/master.m3u8?token={token}")))
+        .get(stack.edge(&format!("/hls/{unknown}/master.m3u8?hdnts={token}")))
         .send()
         .await
         .unwrap();
     assert_eq!(error_code(resp).await, (403, "acl_mismatch".into()));
     let tampered = token.replacen("exp=", "exp=9", 1);
     let resp = http
-        .get(stack.edge(&format!("/hls/{file_id}/master.m3u8?token={tampered}")))
+        .get(stack.edge(&format!("/hls/{file_id}/master.m3u8?hdnts={tampered}")))
         .send()
         .await
         .unwrap();
     assert_eq!(error_code(resp).await, (403, "bad_signature".into()));
-    let signer = UrlSigner::new(&stack.secret("url-signing.key"));
-    let expired = signer.mint(&UrlTokenClaims {
-        expires_at: now() - 1,
-        acl: video_acl(&file_id),
-        user_id: Some(owner.into()),
-    });
+    // Edge tokens are EdgeAuth v2 with the url-signing key's bytes (sha256, `hdnts`).
+    let signer = EdgeAuth::new(EdgeAuthConfig::new(stack.secret("url-signing.key")));
+    let mint = |user: &str, expires_at: u64, acl: Vec<String>| {
+        signer.mint(&EdgeAuthFields {
+            expires_at,
+            acl,
+            data: encode_data(&SessionSubject {
+                user_id: Some(user.into()),
+                ..SessionSubject::default()
+            }),
+            ..EdgeAuthFields::default()
+        })
+    };
+    let expired = mint(owner, now() - 1, video_acl(&file_id));
     let resp = http
-        .get(stack.edge(&format!("/hls/{file_id}/master.m3u8?token={expired}")))
+        .get(stack.edge(&format!("/hls/{file_id}/master.m3u8?hdnts={expired}")))
         .send()
         .await
         .unwrap();
     assert_eq!(error_code(resp).await, (403, "expired".into()));
     // A validly signed URL for someone not entitled still gets no key.
-    let strangers = signer.mint(&UrlTokenClaims {
-        expires_at: now() + 300,
-        acl: video_acl(&file_id),
-        user_id: Some(stranger.into()),
-    });
+    let strangers = mint(stranger, now() + 300, video_acl(&file_id));
     let key_path = key_uri.split('?').next().unwrap();
     let resp = http
-        .get(stack.edge(&format!("{key_path}?token={strangers}")))
+        .get(stack.edge(&format!("{key_path}?hdnts={strangers}")))
         .send()
         .await
         .unwrap();
     assert_eq!(error_code(resp).await, (403, "not_entitled".into()));
 
     // Path traversal never leaves the origin.
-    let wide = signer.mint(&UrlTokenClaims {
-        expires_at: now() + 300,
-        acl: vec!["/*".into()],
-        user_id: Some(owner.into()),
-    });
+    let wide = mint(owner, now() + 300, vec!["/*".into()]);
     for path in [
         format!("/hls/{file_id}/../../secrets/url-signing.key"),
         format!("/hls/{file_id}/%2e%2e/%2e%2e/secrets/url-signing.key"),
@@ -564,7 +566,7 @@ async fn upload_transcode_play_with_aes128_and_refuse_bad_input() {
         format!("/hls/{file_id}//etc/passwd"),
     ] {
         let resp = http
-            .get(stack.edge(&format!("{path}?token={wide}")))
+            .get(stack.edge(&format!("{path}?hdnts={wide}")))
             .send()
             .await
             .unwrap();

@@ -70,7 +70,7 @@ async fn http_origin() {
 
     let token = edge.token();
     let absolute =
-        reqwest::get(edge.url(&format!("/hls/{VIDEO}/720p/absolute.m3u8?token={token}")))
+        reqwest::get(edge.url(&format!("/hls/{VIDEO}/720p/absolute.m3u8?hdnts={token}")))
             .await
             .unwrap()
             .text()
@@ -79,7 +79,7 @@ async fn http_origin() {
     let uris = playlist_uris(&absolute);
     assert_eq!(uris.len(), 1, "{absolute}");
     assert!(
-        uris[0].starts_with(&format!("/hls/{VIDEO}/720p/seg_001.ts?token=")),
+        uris[0].starts_with(&format!("/hls/{VIDEO}/720p/seg_001.ts?hdnts=")),
         "{absolute}"
     );
     let segment = reqwest::get(edge.url(&uris[0])).await.unwrap();
@@ -100,7 +100,10 @@ async fn http_origin() {
         "{seen:#?}"
     );
     for target in &seen {
-        assert!(!target.contains("token"), "token forwarded: {target}");
+        assert!(
+            !target.contains("token") && !target.contains("hdnts"),
+            "token forwarded: {target}"
+        );
         assert!(!target.contains(".."), "traversal forwarded: {target}");
         assert!(
             !target.to_ascii_lowercase().contains("%2e"),
@@ -127,7 +130,7 @@ async fn http_origin_down() {
     )));
     let token = edge.token();
     for file in ["master.m3u8", "720p/seg_000.ts"] {
-        let r = reqwest::get(edge.url(&format!("/hls/{VIDEO}/{file}?token={token}")))
+        let r = reqwest::get(edge.url(&format!("/hls/{VIDEO}/{file}?hdnts={token}")))
             .await
             .unwrap();
         assert_eq!(r.status(), 502, "{file}");

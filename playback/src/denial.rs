@@ -20,6 +20,12 @@ pub enum Reason {
     NotYetValid,
     /// The signed URL does not cover the requested path.
     AclMismatch,
+    /// The token is bound to another client IP address or network.
+    IpMismatch,
+    /// The token, its session or its user was revoked before it expired.
+    Revoked,
+    /// The token names a key (`kid`, `Key-Pair-Id`) this service does not know.
+    UnknownKey,
     /// The JWT was issued by someone else.
     WrongIssuer,
     /// The JWT was issued for another audience.
@@ -40,13 +46,16 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for metrics pre-registration and exhaustive tests.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 17] = [
         Reason::MissingToken,
         Reason::Malformed,
         Reason::BadSignature,
         Reason::Expired,
         Reason::NotYetValid,
         Reason::AclMismatch,
+        Reason::IpMismatch,
+        Reason::Revoked,
+        Reason::UnknownKey,
         Reason::WrongIssuer,
         Reason::WrongAudience,
         Reason::UnsupportedAlgorithm,
@@ -66,6 +75,9 @@ impl Reason {
             Reason::Expired => "expired",
             Reason::NotYetValid => "not_yet_valid",
             Reason::AclMismatch => "acl_mismatch",
+            Reason::IpMismatch => "ip_mismatch",
+            Reason::Revoked => "revoked",
+            Reason::UnknownKey => "unknown_key",
             Reason::WrongIssuer => "wrong_issuer",
             Reason::WrongAudience => "wrong_audience",
             Reason::UnsupportedAlgorithm => "unsupported_algorithm",
@@ -86,6 +98,9 @@ impl Reason {
             Reason::Expired => "The token has expired; request a new playback URL.",
             Reason::NotYetValid => "The token is not valid yet; check the clock of the system that issued it.",
             Reason::AclMismatch => "The token does not cover this path; it was issued for another video or resource.",
+            Reason::IpMismatch => "The token is bound to another client address; request a new playback URL from this network.",
+            Reason::Revoked => "The token, its playback session or its user was revoked.",
+            Reason::UnknownKey => "The token names a signing key this service does not know.",
             Reason::WrongIssuer => "The token was issued by an issuer this service does not trust.",
             Reason::WrongAudience => "The token was issued for another audience.",
             Reason::UnsupportedAlgorithm => "The token's signing algorithm is not the one this service is pinned to.",

@@ -8,7 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use playback::entitlement::decide_drm_packaging;
-use playback::token::{hls_master_path, video_acl, UrlTokenClaims};
+use playback::token::hls_master_path;
+use playback::token::session::SessionSubject;
 use playback::Reason;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -218,14 +219,18 @@ pub async fn manifest(
         })?;
     let expires_at = unix_now() + app.config.signed_urls.manifest_ttl_secs;
     let video_id = file_id.to_string();
-    let token = app.url_signer.mint(&UrlTokenClaims {
-        expires_at,
-        acl: video_acl(&video_id),
+    // A manifest token opening a new playback session (the edge's format: EdgeAuth v2).
+    let session = SessionSubject {
+        session_id: Some(Uuid::new_v4().simple().to_string()),
         user_id: Some(viewer.user_id().to_string()),
-    });
+        jti: viewer.claims.jti.clone(),
+    };
+    let token = app
+        .url_signer
+        .mint_manifest(&video_id, &session, expires_at);
     // The token travels exactly as minted (the edge does not percent-decode it).
     let url = format!(
-        "{}{}?token={token}",
+        "{}{}?hdnts={token}",
         app.config.edge_base(),
         hls_master_path(&video_id)
     );

@@ -20,7 +20,7 @@ use axum::http::Request;
 use axum::routing::{get, post};
 use axum::Router;
 use playback::jwt::Hs256Verifier;
-use playback::token::UrlSigner;
+use playback::token::session::SessionSigner;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -44,7 +44,7 @@ pub struct App {
     pub config: Config,
     pub db: Db,
     pub jwt: Hs256Verifier,
-    pub url_signer: UrlSigner,
+    pub url_signer: SessionSigner,
     /// SHA-256 of the service token; the token itself is not kept.
     pub service_token_digest: [u8; 32],
     pub transport_key: [u8; 32],
@@ -62,7 +62,7 @@ impl App {
         config: Config,
         db: Db,
         jwt: Hs256Verifier,
-        url_signer: UrlSigner,
+        url_signer: SessionSigner,
         service_token_digest: [u8; 32],
         transport_key: [u8; 32],
         custody: Arc<dyn KeyCustody>,

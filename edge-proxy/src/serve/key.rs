@@ -1,31 +1,48 @@
 //! `GET /keys/{videoId}/{keyId}`: the 16-byte AES-128 content key for HLS players.
 //!
-//! Admitted by the same signed-URL token as the title's playlists (its ACL covers
-//! `/keys/{videoId}/*`), and only while the token's viewer is still entitled. Revoked keys are
-//! 410, unknown ones 404, and a control plane that cannot be reached is 503.
+//! Admitted by the title's session token (its ACL covers `/keys/{videoId}/*`; in path mode the
+//! token is the segment before the key id), and only while the token's viewer is still
+//! entitled. A CloudFront signature admits the key without a viewer: the platform that signed
+//! it decided entitlement. Revoked keys are 410, unknown ones 404, and a control plane that
+//! cannot be reached is 503.
 
 use pingora::http::RequestHeader;
 use playback::token::key_path;
 use playback::Reason;
 
-use super::{admit_signed_url, require_entitlement, Subject};
+use super::{require_entitlement, Subject};
 use crate::edge::Edge;
 use crate::errors::EdgeError;
 use crate::reply::Reply;
+use crate::sessions::admission::{admit, Proof};
+use crate::sessions::propagation::split_path_token;
 
 pub async fn serve(
     edge: &Edge,
     req: &RequestHeader,
     video_id: &str,
     key_id: &str,
+    token_segment: Option<String>,
     subject: &mut Subject,
 ) -> Result<Reply, EdgeError> {
-    let claims = admit_signed_url(edge, req, &key_path(video_id, key_id))?;
-    let user_id = claims
-        .user_id
-        .ok_or(EdgeError::Denied(Reason::NotEntitled))?;
-    subject.user_id = Some(user_id.clone());
-    require_entitlement(edge, &user_id, video_id).await?;
+    let path_token = match token_segment {
+        Some(segment) => {
+            let tail = format!("{segment}/{key_id}");
+            match split_path_token(&tail, edge.sessions.token_name())? {
+                (Some(token), _) => Some(token),
+                (None, _) => return Err(EdgeError::NotFound),
+            }
+        }
+        None => None,
+    };
+    let proof = admit(edge, req, &key_path(video_id, key_id), path_token, subject).await?;
+    if let Proof::Session { grant, .. } = proof {
+        let user_id = grant
+            .subject
+            .user_id
+            .ok_or(EdgeError::Denied(Reason::NotEntitled))?;
+        require_entitlement(edge, &user_id, video_id).await?;
+    }
     let key = edge.keys.get(video_id, key_id).await?;
     Ok(
         Reply::bytes(200, "application/octet-stream", key.0.to_vec())

@@ -2,17 +2,19 @@
 //! [`Reply`] (or, for segments of an HTTP origin, an [`UpstreamTarget`] for Pingora to proxy),
 //! failing with an [`EdgeError`] that becomes the JSON error response.
 
+pub mod admin;
 pub mod hls;
 pub mod key;
 pub mod manifest;
 pub mod ops;
 
+use std::net::IpAddr;
+
+use bytes::Bytes;
 use pingora::http::RequestHeader;
-use playback::token::UrlTokenClaims;
 
 use crate::control_plane::Entitlement;
-use crate::credentials::query_param;
-use crate::edge::{now_unix, Edge};
+use crate::edge::Edge;
 use crate::errors::EdgeError;
 use crate::reply::Reply;
 use crate::route::Route;
@@ -28,7 +30,7 @@ pub enum Outcome {
 /// A segment request to forward to the HTTP origin.
 #[derive(Debug, Clone)]
 pub struct UpstreamTarget {
-    /// Request target on the origin: `{base_path}/{videoId}/{path}?{query without token}`.
+    /// Request target on the origin: `{base_path}/{videoId}/{path}?{query without tokens}`.
     pub path_and_query: String,
     /// `Content-Type` the edge sets on the response (by extension).
     pub content_type: &'static str,
@@ -39,6 +41,13 @@ pub struct UpstreamTarget {
 pub struct Subject {
     pub video_id: Option<String>,
     pub user_id: Option<String>,
+    /// The session id of the token that admitted the request.
+    pub session_id: Option<String>,
+    /// The client's address (the TCP peer).
+    pub client_ip: Option<IpAddr>,
+    /// Why the request was refused, naming the failing field (never a token): logged, and sent
+    /// in `X-Edge-Denial` when `debug.denial_header` is on.
+    pub denial_detail: Option<String>,
 }
 
 /// Answers `route` for `req`, recording the subject as it becomes known.
@@ -46,9 +55,18 @@ pub async fn dispatch(
     edge: &Edge,
     route: Route,
     req: &RequestHeader,
+    body: Option<Bytes>,
     subject: &mut Subject,
 ) -> Result<Outcome, EdgeError> {
     subject.video_id = route.video_id().map(str::to_string);
+    if route == Route::AdminRevocations {
+        if req.method != http::Method::POST {
+            return Err(EdgeError::MethodNotAllowed);
+        }
+        return admin::revoke(edge, req, body.as_deref(), subject)
+            .await
+            .map(Outcome::Reply);
+    }
     if route != Route::NotFound && req.method == http::Method::OPTIONS {
         return ops::preflight(edge).map(Outcome::Reply);
     }
@@ -65,24 +83,14 @@ pub async fn dispatch(
         Route::Hls { video_id, rest } => {
             return hls::serve(edge, req, &video_id, &rest, subject).await
         }
-        Route::Key { video_id, key_id } => {
-            key::serve(edge, req, &video_id, &key_id, subject).await?
-        }
-        Route::NotFound => return Err(EdgeError::NotFound),
+        Route::Key {
+            video_id,
+            key_id,
+            token_segment,
+        } => key::serve(edge, req, &video_id, &key_id, token_segment, subject).await?,
+        Route::AdminRevocations | Route::NotFound => return Err(EdgeError::NotFound),
     };
     Ok(Outcome::Reply(reply))
-}
-
-/// Verifies the signed-URL token in the request's query against `edge_path`.
-fn admit_signed_url(
-    edge: &Edge,
-    req: &RequestHeader,
-    edge_path: &str,
-) -> Result<UrlTokenClaims, EdgeError> {
-    let token = query_param(req.uri.query(), &edge.token_param).unwrap_or_default();
-    edge.signer
-        .verify(token, edge_path, now_unix())
-        .map_err(EdgeError::UrlToken)
 }
 
 /// Fails unless the control plane (or its cached answer) lets `user_id` play `video_id`.

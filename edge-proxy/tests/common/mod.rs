@@ -1,9 +1,11 @@
 //! Test harness: runs the real `edge-proxy` binary on an ephemeral port with temporary
 //! secrets, configuration and media, and gives tests a client, token minting and raw HTTP.
-//! The control plane is deliberately absent (its URL points at an unused port).
+//! The control plane is absent (its URL points at an unused port) unless a test starts the
+//! stub in [`control_plane`].
 
 #![allow(dead_code)]
 
+pub mod control_plane;
 pub mod scenarios;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -13,7 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use playback::token::{video_acl, UrlSigner, UrlTokenClaims};
+use playback::token::edgeauth::{EdgeAuth, EdgeAuthConfig};
+use playback::token::session::{SessionSigner, SessionSubject};
 
 pub const VIDEO: &str = "0b6f2a8e-3c1d-4e5f-9a7b-112233445566";
 pub const OTHER_VIDEO: &str = "9d8c7b6a-5f4e-4d3c-8b2a-665544332211";
@@ -141,11 +144,29 @@ pub enum OriginSetup<'a> {
 pub struct Edge {
     pub addr: SocketAddr,
     pub base: String,
-    pub signer: UrlSigner,
+    pub signer: SessionSigner,
     pub jwt_secret: Vec<u8>,
     pub logs: Arc<Mutex<Vec<String>>>,
+    pub config_path: PathBuf,
     child: Child,
     _dir: tempfile::TempDir,
+}
+
+/// A signer with the test secrets' url-signing key and the edge's defaults.
+pub fn test_signer() -> SessionSigner {
+    let key: Vec<u8> = (0..32u8)
+        .map(|i| i.wrapping_mul(7).wrapping_add(3))
+        .collect();
+    SessionSigner::new(EdgeAuth::new(EdgeAuthConfig::new(key)))
+}
+
+/// Extra configuration for an edge under test.
+#[derive(Default, Clone)]
+pub struct EdgeOptions {
+    /// Lines added to `[signed_urls]`.
+    pub signed_urls: String,
+    /// Whole sections appended to the file (`[sessions]`, `[redis]`, ...).
+    pub extra: String,
 }
 
 impl Edge {
@@ -156,10 +177,21 @@ impl Edge {
 
     /// An edge using the control plane at `control_plane_url`.
     pub fn start_with(origin: OriginSetup, control_plane_url: &str) -> Edge {
+        Edge::start_opts(origin, control_plane_url, &EdgeOptions::default())
+    }
+
+    /// An edge with extra configuration.
+    pub fn start_opts(origin: OriginSetup, control_plane_url: &str, options: &EdgeOptions) -> Edge {
         let dir = tempfile::tempdir().unwrap();
         let secrets = SecretFiles::create(&dir.path().join("secrets"));
         let port = free_port();
-        let config = edge_config(port, &secrets.dir, &origin, control_plane_url);
+        let mut config = edge_config(port, &secrets.dir, &origin, control_plane_url);
+        config = config.replace(
+            "[signed_urls]\n",
+            &format!("[signed_urls]\n{}\n", options.signed_urls),
+        );
+        config.push('\n');
+        config.push_str(&options.extra);
         let config_path = dir.path().join("edge.toml");
         std::fs::write(&config_path, config).unwrap();
 
@@ -205,25 +237,39 @@ impl Edge {
         Edge {
             addr: ([127, 0, 0, 1], port).into(),
             base: format!("http://127.0.0.1:{port}"),
-            signer: UrlSigner::new(&secrets.url_signing_key),
+            signer: test_signer(),
             jwt_secret: secrets.jwt_secret,
             logs,
+            config_path,
             child,
             _dir: dir,
         }
     }
 
-    /// A valid playback token for `video` expiring at `expires_at`.
+    /// A valid session token for `video` and `user` expiring at `expires_at`.
+    pub fn session_token_for(&self, video: &str, user: &str, expires_at: u64) -> String {
+        self.signer
+            .mint_session(video, &subject(user), expires_at, None)
+    }
+
+    /// A valid session token for `video` expiring at `expires_at`.
     pub fn token_for(&self, video: &str, expires_at: u64) -> String {
-        self.signer.mint(&UrlTokenClaims {
-            expires_at,
-            acl: video_acl(video),
-            user_id: Some(USER.to_string()),
-        })
+        self.session_token_for(video, USER, expires_at)
+    }
+
+    /// A manifest token (master playlist only) for `video`, good for ten minutes.
+    pub fn manifest_token(&self, video: &str) -> String {
+        self.signer
+            .mint_manifest(video, &subject(USER), now() + 600)
     }
 
     /// A viewer JWT for `user`, good for ten minutes.
     pub fn jwt(&self, user: &str) -> String {
+        self.jwt_with(user, None, &[])
+    }
+
+    /// A viewer JWT for `user` with a `jti` and roles.
+    pub fn jwt_with(&self, user: &str, jti: Option<&str>, roles: &[&str]) -> String {
         playback::jwt::mint_hs256(
             &self.jwt_secret,
             &playback::jwt::Claims {
@@ -233,13 +279,13 @@ impl Edge {
                 exp: now() + 600,
                 nbf: None,
                 iat: Some(now()),
-                jti: None,
-                roles: vec![],
+                jti: jti.map(str::to_string),
+                roles: roles.iter().map(|r| r.to_string()).collect(),
             },
         )
     }
 
-    /// A valid token for [`VIDEO`], good for ten minutes.
+    /// A valid session token for [`VIDEO`], good for ten minutes.
     pub fn token(&self) -> String {
         self.token_for(VIDEO, now() + 600)
     }
@@ -257,6 +303,22 @@ impl Edge {
         write!(
             stream,
             "GET {target} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        RawResponse::parse(&bytes)
+    }
+
+    /// A raw request with extra header lines (`"Cookie: a=b\r\n"`).
+    pub fn raw_get_with(&self, target: &str, headers: &str) -> RawResponse {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {target} HTTP/1.1\r\nHost: edge\r\n{headers}Connection: close\r\n\r\n"
         )
         .unwrap();
         let mut bytes = Vec::new();
@@ -296,6 +358,17 @@ impl RawResponse {
             .unwrap_or(0);
         let body = bytes.get(split + 4..).unwrap_or_default().to_vec();
         RawResponse { status, head, body }
+    }
+
+    /// Every value of header `name` (case-insensitive).
+    pub fn headers(&self, name: &str) -> Vec<String> {
+        self.head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
     }
 
     pub fn error_code(&self) -> Option<String> {
@@ -347,4 +420,13 @@ pub fn playlist_uris(playlist: &str) -> Vec<String> {
         }
     }
     uris
+}
+
+/// A session subject for `user` with a fixed session id.
+pub fn subject(user: &str) -> SessionSubject {
+    SessionSubject {
+        session_id: Some("5e5510115e5510115e5510115e551011".into()),
+        user_id: Some(user.into()),
+        jti: None,
+    }
 }

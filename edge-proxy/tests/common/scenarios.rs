@@ -18,13 +18,20 @@ async fn error_code(response: reqwest::Response) -> String {
     body["error"].as_str().unwrap().to_string()
 }
 
-/// Master -> variant -> segments: every URI carries a token the edge accepts, and segment
-/// bytes match the origin exactly.
+/// Master (manifest token) -> variant -> segments: every URI carries the session token the
+/// master minted, the edge accepts it, and segment bytes match the origin exactly.
 pub async fn signed_hls_round_trip(edge: &Edge, media: &Media) {
     let client = client();
-    let token = edge.token();
+    let token = edge.manifest_token(VIDEO);
+    let r = client
+        .get(edge.url(&format!("/hls/{VIDEO}/720p/index.m3u8?hdnts={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a manifest token admits the master only");
+    assert_eq!(error_code(r).await, "acl_mismatch");
     let master = client
-        .get(edge.url(&format!("/hls/{VIDEO}/master.m3u8?token={token}")))
+        .get(edge.url(&format!("/hls/{VIDEO}/master.m3u8?hdnts={token}")))
         .send()
         .await
         .unwrap();
@@ -46,11 +53,14 @@ pub async fn signed_hls_round_trip(edge: &Edge, media: &Media) {
             "{variant}"
         );
         let this_token = variant
-            .split("token=")
+            .split("hdnts=")
             .nth(1)
             .expect("token on URI")
             .to_string();
-        assert_ne!(this_token, token, "children get a freshly minted token");
+        assert_ne!(
+            this_token, token,
+            "children get the freshly minted session token"
+        );
         child_token.get_or_insert(this_token);
         let playlist = client.get(edge.url(variant)).send().await.unwrap();
         assert_eq!(playlist.status(), 200);
@@ -58,7 +68,10 @@ pub async fn signed_hls_round_trip(edge: &Edge, media: &Media) {
         let uris = playlist_uris(&playlist);
         assert_eq!(uris.len(), 3, "{playlist}");
         for uri in uris {
-            assert!(uri.contains("token="), "{uri}");
+            assert!(
+                uri.ends_with(&format!("hdnts={}", child_token.as_ref().unwrap())),
+                "media playlists re-stamp the same session token: {uri}"
+            );
             if uri.starts_with(&format!("/keys/{VIDEO}/key-1?")) {
                 let key = client.get(edge.url(&uri)).send().await.unwrap();
                 assert_eq!(key.status(), 503, "key needs the (absent) control plane");
@@ -88,8 +101,9 @@ pub async fn signed_hls_round_trip(edge: &Edge, media: &Media) {
     }
     assert_eq!(segments_seen, 2);
 
+    let token = edge.token();
     let head = client
-        .head(edge.url(&format!("/hls/{VIDEO}/720p/seg_000.ts?token={token}")))
+        .head(edge.url(&format!("/hls/{VIDEO}/720p/seg_000.ts?hdnts={token}")))
         .send()
         .await
         .unwrap();
@@ -116,30 +130,30 @@ pub async fn refusals_and_ops(edge: &Edge) {
     let mut tampered = edge.token();
     let last = tampered.pop().unwrap();
     tampered.push(if last == '0' { '1' } else { '0' });
-    let r = get(hls(&format!("?token={tampered}"))).await;
+    let r = get(hls(&format!("?hdnts={tampered}"))).await;
     assert_eq!(r.status(), 403);
     assert_eq!(error_code(r).await, "bad_signature");
 
     let expired = edge.token_for(VIDEO, now() - 5);
-    let r = get(hls(&format!("?token={expired}"))).await;
+    let r = get(hls(&format!("?hdnts={expired}"))).await;
     assert_eq!(r.status(), 403);
     assert_eq!(error_code(r).await, "expired");
 
     let other = edge.token_for(OTHER_VIDEO, now() + 600);
-    let r = get(hls(&format!("?token={other}"))).await;
+    let r = get(hls(&format!("?hdnts={other}"))).await;
     assert_eq!(r.status(), 403);
     assert_eq!(error_code(r).await, "acl_mismatch");
-    let r = get(edge.url(&format!("/keys/{VIDEO}/key-1?token={other}"))).await;
+    let r = get(edge.url(&format!("/keys/{VIDEO}/key-1?hdnts={other}"))).await;
     assert_eq!(r.status(), 403);
     assert_eq!(error_code(r).await, "acl_mismatch");
 
     let token = edge.token();
     for missing in ["720p/nope.ts", "nope.m3u8", "720p"] {
-        let r = get(edge.url(&format!("/hls/{VIDEO}/{missing}?token={token}"))).await;
+        let r = get(edge.url(&format!("/hls/{VIDEO}/{missing}?hdnts={token}"))).await;
         assert_eq!(r.status(), 404, "{missing}");
         assert_eq!(error_code(r).await, "not_found");
     }
-    let r = get(edge.url(&format!("/hls/{VIDEO}/big.m3u8?token={token}"))).await;
+    let r = get(edge.url(&format!("/hls/{VIDEO}/big.m3u8?hdnts={token}"))).await;
     assert_eq!(r.status(), 502);
     assert_eq!(error_code(r).await, "playlist_too_large");
 
@@ -193,7 +207,11 @@ pub async fn refusals_and_ops(edge: &Edge) {
         "edge_cache_total{cache=\"entitlement\",result=\"miss\"}",
         "edge_denials_total{reason=\"bad_signature\"} 1",
         "edge_denials_total{reason=\"expired\"} 1",
-        "edge_denials_total{reason=\"acl_mismatch\"} 2",
+        // One more from the manifest token tried on a child playlist in the round trip.
+        "edge_denials_total{reason=\"acl_mismatch\"} 3",
+        "edge_denials_total{reason=\"ip_mismatch\"} 0",
+        "edge_denials_total{reason=\"revoked\"} 0",
+        "edge_denials_total{reason=\"unknown_key\"} 0",
     ] {
         assert!(
             metrics.contains(needle),
@@ -206,17 +224,17 @@ pub async fn refusals_and_ops(edge: &Edge) {
 pub fn path_attacks(edge: &Edge) {
     let t = edge.token();
     let bad_path = [
-        format!("/hls/{VIDEO}/../../secret.txt?token={t}"),
-        format!("/hls/{VIDEO}/720p/../../../secret.txt?token={t}"),
-        format!("/hls/{VIDEO}/..%2f..%2fsecret.txt?token={t}"),
-        format!("/hls/{VIDEO}/%2e%2e/%2e%2e/secret.txt?token={t}"),
-        format!("/hls/{VIDEO}/%2e%2e%2f%2e%2e%2fsecret.txt?token={t}"),
-        format!("/hls/{VIDEO}/720p%2Fseg_000.ts?token={t}"),
-        format!("/hls/{VIDEO}/%252e%252e%252f%252e%252e%252fsecret.txt?token={t}"),
-        format!("/hls/{VIDEO}/%5c..%5c..%5csecret.txt?token={t}"),
-        format!("/hls/{VIDEO}//etc/passwd?token={t}"),
-        format!("/hls/{VIDEO}/./master.m3u8?token={t}"),
-        format!("/hls/{VIDEO}/720p/seg%00.ts?token={t}"),
+        format!("/hls/{VIDEO}/../../secret.txt?hdnts={t}"),
+        format!("/hls/{VIDEO}/720p/../../../secret.txt?hdnts={t}"),
+        format!("/hls/{VIDEO}/..%2f..%2fsecret.txt?hdnts={t}"),
+        format!("/hls/{VIDEO}/%2e%2e/%2e%2e/secret.txt?hdnts={t}"),
+        format!("/hls/{VIDEO}/%2e%2e%2f%2e%2e%2fsecret.txt?hdnts={t}"),
+        format!("/hls/{VIDEO}/720p%2Fseg_000.ts?hdnts={t}"),
+        format!("/hls/{VIDEO}/%252e%252e%252f%252e%252e%252fsecret.txt?hdnts={t}"),
+        format!("/hls/{VIDEO}/%5c..%5c..%5csecret.txt?hdnts={t}"),
+        format!("/hls/{VIDEO}//etc/passwd?hdnts={t}"),
+        format!("/hls/{VIDEO}/./master.m3u8?hdnts={t}"),
+        format!("/hls/{VIDEO}/720p/seg%00.ts?hdnts={t}"),
     ];
     for target in &bad_path {
         let r = edge.raw_get(target);
@@ -224,11 +242,11 @@ pub fn path_attacks(edge: &Edge) {
         assert_eq!(r.error_code().as_deref(), Some("bad_path"), "{target}");
     }
     let refused = [
-        format!("/hls/{VIDEO}/..\\..\\secret.txt?token={t}"),
-        format!("/hls/../{VIDEO}/master.m3u8?token={t}"),
-        format!("/hls/{VIDEO}/../../../../../../etc/passwd?token={t}"),
-        format!("/hls/{VIDEO}/../{OTHER_VIDEO}/master.m3u8?token={t}"),
-        format!("/hls/..%2f..%2fetc/passwd?token={t}"),
+        format!("/hls/{VIDEO}/..\\..\\secret.txt?hdnts={t}"),
+        format!("/hls/../{VIDEO}/master.m3u8?hdnts={t}"),
+        format!("/hls/{VIDEO}/../../../../../../etc/passwd?hdnts={t}"),
+        format!("/hls/{VIDEO}/../{OTHER_VIDEO}/master.m3u8?hdnts={t}"),
+        format!("/hls/..%2f..%2fetc/passwd?hdnts={t}"),
     ];
     for target in bad_path.iter().chain(&refused) {
         let r = edge.raw_get(target);
@@ -277,9 +295,9 @@ pub async fn cors(edge: &Edge) {
 
     let token = edge.token();
     for (path, status) in [
-        (format!("/hls/{VIDEO}/720p/seg_001.ts?token={token}"), 200),
-        (format!("/hls/{VIDEO}/master.m3u8?token={token}"), 200),
-        (format!("/hls/{VIDEO}/master.m3u8?token=bogus"), 403),
+        (format!("/hls/{VIDEO}/720p/seg_001.ts?hdnts={token}"), 200),
+        (format!("/hls/{VIDEO}/master.m3u8?hdnts={token}"), 200),
+        (format!("/hls/{VIDEO}/master.m3u8?hdnts=bogus"), 403),
         ("/health".to_string(), 200),
     ] {
         let r = client

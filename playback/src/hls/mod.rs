@@ -2,11 +2,13 @@
 //! request carries proof.
 
 mod asset_path;
+mod duration;
 mod rewrite;
 mod uri;
 
 pub use asset_path::{AssetPath, BadPath};
-pub use rewrite::{rewrite_playlist, RewriteContext, RewriteError};
+pub use duration::{first_variant_uri, media_duration_secs};
+pub use rewrite::{rewrite_playlist, RewriteContext, RewriteError, Stamp};
 
 /// True when `path` names an HLS playlist (by extension, ignoring any query).
 pub fn is_playlist(path: &str) -> bool {

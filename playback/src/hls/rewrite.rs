@@ -12,7 +12,7 @@
 //! left untouched: they are not ours to sign.
 
 use super::uri::{has_dot_segments, has_scheme, resolve, split, UriRef};
-use crate::token::{hls_prefix, key_path};
+use crate::token::hls_prefix;
 
 /// Longest key id accepted from an origin key URI.
 const MAX_KEY_ID_LEN: usize = 128;
@@ -21,15 +21,41 @@ const MAX_KEY_ID_LEN: usize = 128;
 #[derive(Debug, Clone, Copy)]
 pub struct RewriteContext<'a> {
     pub video_id: &'a str,
-    /// Edge path of the playlist being served, e.g. `/hls/{v}/720p/index.m3u8`.
+    /// Edge path of the playlist being served, without any token segment, e.g.
+    /// `/hls/{v}/720p/index.m3u8`.
     pub playlist_path: &'a str,
     /// Absolute URL the origin uses for `/hls/{v}/` (HTTP origins), so absolute origin URIs map
     /// back onto the edge. `None` for a directory origin.
     pub origin_prefix: Option<&'a str>,
-    /// Query parameter the token travels in.
-    pub token_param: &'a str,
-    /// The token stamped on every URI (minted once per response).
-    pub token: &'a str,
+    /// Name of the edge's token (query parameter, path-segment prefix, cookie); a stale copy in
+    /// an origin URI's query is dropped.
+    pub token_name: &'a str,
+    /// How the token travels on every rewritten URI (minted once per response).
+    pub stamp: Stamp<'a>,
+}
+
+/// How a rewritten URI carries the viewer's proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp<'a> {
+    /// `?{token_name}={token}` appended to the query.
+    Query(&'a str),
+    /// Raw `name=value&...` pairs appended to the query (a CloudFront signed URL's parameters).
+    QueryPairs(&'a str),
+    /// `{token_name}={segment}` inserted as the first path segment after `/hls/{v}/` or
+    /// `/keys/{v}/`; the value is already escaped for a path segment (no `/`), so relative URIs
+    /// a player resolves against the playlist keep it.
+    PathSegment(&'a str),
+    /// No proof on the URI (it travels in a cookie).
+    Nothing,
+}
+
+impl Stamp<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Stamp::Query(t) | Stamp::QueryPairs(t) | Stamp::PathSegment(t) => t.len(),
+            Stamp::Nothing => 0,
+        }
+    }
 }
 
 /// Why a playlist could not be rewritten.
@@ -54,7 +80,7 @@ pub fn rewrite_playlist(input: &str, ctx: &RewriteContext) -> Result<String, Rew
     let rewriter = Rewriter::new(ctx);
     let uri_lines = body.lines().filter(|l| !l.starts_with('#')).count();
     let mut out = String::with_capacity(
-        input.len() + (uri_lines + 8) * (ctx.token.len() + ctx.token_param.len() + 16),
+        input.len() + (uri_lines + 8) * (ctx.stamp.len() + ctx.token_name.len() + 16),
     );
     out.push_str(&input[..input.len() - body.len()]);
     for raw in body.split_inclusive('\n') {
@@ -99,6 +125,7 @@ fn uri_tag_role(tag_body: &str) -> Option<UriRole> {
 struct Rewriter<'a> {
     ctx: &'a RewriteContext<'a>,
     hls_prefix: String,
+    keys_prefix: String,
     /// Directory of the playlist (ends in `/`), the base for relative URIs.
     base_dir: &'a str,
 }
@@ -120,6 +147,7 @@ impl<'a> Rewriter<'a> {
         Rewriter {
             ctx,
             hls_prefix: hls_prefix(ctx.video_id),
+            keys_prefix: format!("/keys/{}/", ctx.video_id),
             base_dir,
         }
     }
@@ -154,7 +182,7 @@ impl<'a> Rewriter<'a> {
                         || uri.starts_with("http://")
                         || uri.starts_with("https://") =>
                 {
-                    out.push_str(&key_path(self.ctx.video_id, id));
+                    self.push_edge_path(&self.keys_prefix, &[id], out);
                     self.push_query(None, None, out);
                 }
                 _ => out.push_str(uri),
@@ -164,15 +192,17 @@ impl<'a> Rewriter<'a> {
         let relative_plain = !has_scheme(parts.path)
             && !parts.path.starts_with('/')
             && !has_dot_segments(parts.path);
-        if relative_plain && self.base_dir.starts_with(&self.hls_prefix) {
-            out.push_str(self.base_dir);
-            out.push_str(parts.path);
+        if let (true, Some(dir)) = (
+            relative_plain,
+            self.base_dir.strip_prefix(self.hls_prefix.as_str()),
+        ) {
+            self.push_edge_path(&self.hls_prefix, &[dir, parts.path], out);
             self.push_query(parts.query, parts.fragment, out);
             return;
         }
         match self.edge_path(&parts) {
             Some(path) if path.starts_with(&self.hls_prefix) => {
-                out.push_str(&path);
+                self.push_edge_path(&self.hls_prefix, &[&path[self.hls_prefix.len()..]], out);
                 self.push_query(parts.query, parts.fragment, out);
             }
             _ => out.push_str(uri),
@@ -194,22 +224,47 @@ impl<'a> Rewriter<'a> {
         Some(resolve(self.base_dir, path))
     }
 
-    /// Appends the origin's query (minus any stale token), then the token, then the fragment.
+    /// Writes `prefix` (`/hls/{v}/` or `/keys/{v}/`), the token segment in path mode, then
+    /// `rest` (pieces of the path below the prefix).
+    fn push_edge_path(&self, prefix: &str, rest: &[&str], out: &mut String) {
+        out.push_str(prefix);
+        if let Stamp::PathSegment(segment) = self.ctx.stamp {
+            out.push_str(self.ctx.token_name);
+            out.push('=');
+            out.push_str(segment);
+            out.push('/');
+        }
+        for piece in rest {
+            out.push_str(piece);
+        }
+    }
+
+    /// Appends the origin's query (minus any stale token), then the token when it travels in
+    /// the query, then the fragment.
     fn push_query(&self, query: Option<&str>, fragment: Option<&str>, out: &mut String) {
         let mut separator = '?';
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
             let name = pair.split('=').next().unwrap_or_default();
-            if pair.is_empty() || name == self.ctx.token_param {
+            if pair.is_empty() || name == self.ctx.token_name {
                 continue;
             }
             out.push(separator);
             out.push_str(pair);
             separator = '&';
         }
-        out.push(separator);
-        out.push_str(self.ctx.token_param);
-        out.push('=');
-        out.push_str(self.ctx.token);
+        match self.ctx.stamp {
+            Stamp::Query(token) => {
+                out.push(separator);
+                out.push_str(self.ctx.token_name);
+                out.push('=');
+                out.push_str(token);
+            }
+            Stamp::QueryPairs(pairs) if !pairs.is_empty() => {
+                out.push(separator);
+                out.push_str(pairs);
+            }
+            _ => {}
+        }
         if let Some(f) = fragment {
             out.push('#');
             out.push_str(f);
@@ -300,8 +355,8 @@ mod tests {
             video_id: V,
             playlist_path,
             origin_prefix,
-            token_param: "token",
-            token: T,
+            token_name: "token",
+            stamp: Stamp::Query(T),
         }
     }
 
@@ -477,5 +532,80 @@ seg_00001.ts\n\
         let out = rewrite(&input, &format!("/hls/{V}/720p/index.m3u8"));
         assert_eq!(out.matches("?token=").count(), 10_000);
         assert!(out.contains(&format!("/hls/{V}/720p/seg_09999.ts?token={T}\n")));
+    }
+
+    fn rewrite_with(input: &str, path: &str, stamp: Stamp) -> String {
+        let ctx = RewriteContext {
+            stamp,
+            token_name: "hdnts",
+            ..ctx(path, None)
+        };
+        rewrite_playlist(input, &ctx).unwrap()
+    }
+
+    const MEDIA: &str = "#EXTM3U\n\
+#EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example/k/key-1\"\n\
+#EXT-X-MAP:URI=\"init.mp4\"\n\
+#EXTINF:4,\n\
+seg_1.ts?cdn=1&hdnts=stale\n\
+#EXTINF:4,\n\
+../480p/seg_2.ts\n";
+
+    #[test]
+    fn path_segment_mode_keeps_the_segment_on_every_uri() {
+        let path = format!("/hls/{V}/720p/index.m3u8");
+        let seg = "exp=9~acl=%2Fhls%2Fv%2F*~hmac=ab";
+        let out = rewrite_with(MEDIA, &path, Stamp::PathSegment(seg));
+        let expected = format!(
+            "#EXTM3U\n\
+#EXT-X-KEY:METHOD=AES-128,URI=\"/keys/{V}/hdnts={seg}/key-1\"\n\
+#EXT-X-MAP:URI=\"/hls/{V}/hdnts={seg}/720p/init.mp4\"\n\
+#EXTINF:4,\n\
+/hls/{V}/hdnts={seg}/720p/seg_1.ts?cdn=1\n\
+#EXTINF:4,\n\
+/hls/{V}/hdnts={seg}/480p/seg_2.ts\n"
+        );
+        assert_eq!(out, expected);
+        // A master in path mode: variants under the same segment.
+        let master = rewrite_with(
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p/index.m3u8\n",
+            &format!("/hls/{V}/master.m3u8"),
+            Stamp::PathSegment(seg),
+        );
+        assert!(
+            master.ends_with(&format!("\n/hls/{V}/hdnts={seg}/720p/index.m3u8\n")),
+            "{master}"
+        );
+    }
+
+    #[test]
+    fn cookie_mode_stamps_nothing_and_drops_stale_tokens() {
+        let path = format!("/hls/{V}/720p/index.m3u8");
+        let out = rewrite_with(MEDIA, &path, Stamp::Nothing);
+        assert!(out.contains(&format!("URI=\"/keys/{V}/key-1\"")), "{out}");
+        assert!(
+            out.contains(&format!("\n/hls/{V}/720p/seg_1.ts?cdn=1\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("\n/hls/{V}/480p/seg_2.ts\n")),
+            "{out}"
+        );
+        assert!(!out.contains("hdnts"), "{out}");
+    }
+
+    #[test]
+    fn query_pairs_mode_appends_raw_pairs() {
+        let path = format!("/hls/{V}/720p/index.m3u8");
+        let pairs = "Policy=abc&Signature=def&Key-Pair-Id=K1";
+        let out = rewrite_with(MEDIA, &path, Stamp::QueryPairs(pairs));
+        assert!(
+            out.contains(&format!("\n/hls/{V}/720p/seg_1.ts?cdn=1&{pairs}\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("URI=\"/keys/{V}/key-1?{pairs}\"")),
+            "{out}"
+        );
     }
 }

@@ -5,12 +5,18 @@
 //! token formats and the path rules they are scoped to.
 
 mod acl;
+pub mod cloudfront;
+pub mod edgeauth;
+pub mod ip;
 mod query;
-mod signed_url;
+pub mod session;
 
 pub use acl::acl_matches;
+pub use ip::ip_matches;
 pub use query::{query_param, query_without};
-pub use signed_url::{UrlSigner, UrlTokenClaims, MAX_TOKEN_LEN};
+
+/// Longest token accepted, in bytes (tokens are bounded before any parsing).
+pub const MAX_TOKEN_LEN: usize = 2048;
 
 /// The ACL a playback token for `video_id` carries: the title's HLS tree and its key endpoint.
 pub fn video_acl(video_id: &str) -> Vec<String> {

@@ -1,174 +1,70 @@
-//! Verification of the platform's viewer JWTs (HS256 for now).
+//! Verification of the platform's viewer JWTs: HS256, RS256, ES256 and EdDSA (Ed25519).
 //!
 //! Written here rather than taken from `jsonwebtoken` because that crate reads the system clock
-//! during validation, and this crate's rule is that time is passed in (it also keeps the crate
-//! free of `ring`, so it builds for `wasm32-wasip1`). The rules a careful verifier needs:
+//! during validation, and this crate's rule is that time is passed in (pure RustCrypto also
+//! keeps the crate free of `ring`, so it builds for `wasm32-wasip1`).
 //!
-//! - the algorithm is pinned by the verifier, never chosen by the token (`none`, `RS256`, ... are
-//!   refused as `unsupported_algorithm`); header keys such as `jku`, `x5u` and `jwk` are ignored;
-//! - the MAC is compared in constant time before any claim is parsed;
-//! - `iss` and `aud` must match, `exp` is required, `nbf` is honoured, both with a leeway;
-//! - the whole token is bounded to [`MAX_JWT_LEN`] bytes.
+//! - [`keys`]: verification keys, each pinned to one [`Algorithm`] and optionally named by a
+//!   `kid`, from an HS256 secret, a PEM public key, a JWK or a strictly parsed JWKS document;
+//!   a [`KeyRing`] holds them.
+//! - [`verify`]: [`JwtVerifier`], the rules a careful verifier needs: the algorithm comes from
+//!   the key, never from the token (`none` and HS/RS confusion are refused), `kid` only selects
+//!   among configured keys (`jku`, `x5u`, `jwk`, `x5c` are ignored), `crit` is refused, sizes
+//!   are bounded, base64url must be exact and JSON must not repeat a key.
+//! - [`claims`]: [`Claims`] and [`JwtRules`] (`iss`, `aud`, `exp`, `nbf` with a leeway).
+//! - [`sign`]: [`JwtSigner`], minting for development, tests and benchmarks.
+//!
+//! [`Hs256Verifier`] and [`mint_hs256`] are the single-secret shorthands the control plane uses.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+mod b64;
+pub mod claims;
+mod json;
+pub mod keys;
+pub mod sign;
+pub mod verify;
+
+pub use claims::{Claims, JwtRules};
+pub use keys::{kid_is_valid, Algorithm, KeyError, KeyRing, SkippedKey, VerificationKey};
+pub use sign::JwtSigner;
+pub use verify::{parse_header, Header, JwtVerifier, Verified, MAX_HEADER_B64_LEN, MAX_JWT_LEN};
 
 use crate::Reason;
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// Longest JWT accepted.
-pub const MAX_JWT_LEN: usize = 8 * 1024;
-const MAX_SUBJECT_LEN: usize = 256;
-
-/// What a verifier requires of every token.
-#[derive(Debug, Clone)]
-pub struct JwtRules {
-    /// Required `iss`.
-    pub issuer: String,
-    /// Required `aud` (a string, or one element of an array).
-    pub audience: String,
-    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
-    pub leeway_secs: u64,
-}
-
-/// The claims this product reads from a viewer JWT.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct Claims {
-    /// The viewer's user id.
-    pub sub: String,
-    pub iss: String,
-    pub aud: String,
-    pub exp: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
-    /// Roles granted by the auth service; `"admin"` unlocks admin endpoints.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub roles: Vec<String>,
-}
-
-impl Claims {
-    /// True when the token grants the admin role.
-    pub fn is_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == "admin")
-    }
-}
-
-/// Verifies HS256 JWTs against one shared secret and one set of rules.
+/// Verifies HS256 JWTs against one shared secret and one set of rules (a [`JwtVerifier`]
+/// whose ring holds one unnamed HS256 key).
 #[derive(Clone)]
 pub struct Hs256Verifier {
-    mac: HmacSha256,
-    rules: JwtRules,
+    inner: JwtVerifier,
 }
 
 impl std::fmt::Debug for Hs256Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hs256Verifier")
             .field("secret", &"<redacted>")
-            .field("rules", &self.rules)
+            .field("rules", self.inner.rules())
             .finish()
     }
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-struct RawClaims {
-    sub: Option<String>,
-    iss: Option<String>,
-    aud: Option<Audience>,
-    exp: Option<u64>,
-    nbf: Option<u64>,
-    iat: Option<u64>,
-    jti: Option<String>,
-    #[serde(default)]
-    roles: Vec<String>,
-}
-
 impl Hs256Verifier {
+    /// A verifier for tokens signed with `secret` (which must not be empty).
     pub fn new(secret: &[u8], rules: JwtRules) -> Self {
-        let mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
-        Hs256Verifier { mac, rules }
+        let mut ring = KeyRing::new();
+        ring.push(VerificationKey::hs256(secret).expect("HS256 secret must not be empty"))
+            .expect("one key");
+        Hs256Verifier {
+            inner: JwtVerifier::new(ring, rules),
+        }
     }
 
     /// Verifies `token` at `now_unix` and returns its claims.
     pub fn verify(&self, token: &str, now_unix: u64) -> Result<Claims, Reason> {
-        if token.is_empty() {
-            return Err(Reason::MissingToken);
-        }
-        if token.len() > MAX_JWT_LEN {
-            return Err(Reason::Malformed);
-        }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(sig_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(Reason::Malformed);
-        };
-        let header: Header = decode_json(header_b64)?;
-        if header.alg != "HS256" {
-            return Err(Reason::UnsupportedAlgorithm);
-        }
-        let signature = URL_SAFE_NO_PAD
-            .decode(sig_b64)
-            .map_err(|_| Reason::Malformed)?;
-        let mut mac = self.mac.clone();
-        mac.update(&token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()]);
-        mac.verify_slice(&signature)
-            .map_err(|_| Reason::BadSignature)?;
+        self.inner.verify(token, now_unix)
+    }
 
-        let raw: RawClaims = decode_json(payload_b64)?;
-        let rules = &self.rules;
-        if raw.iss.as_deref() != Some(rules.issuer.as_str()) {
-            return Err(Reason::WrongIssuer);
-        }
-        let audience_ok = match &raw.aud {
-            Some(Audience::One(a)) => *a == rules.audience,
-            Some(Audience::Many(all)) => all.contains(&rules.audience),
-            None => false,
-        };
-        if !audience_ok {
-            return Err(Reason::WrongAudience);
-        }
-        let exp = raw.exp.ok_or(Reason::Malformed)?;
-        if now_unix >= exp.saturating_add(rules.leeway_secs) {
-            return Err(Reason::Expired);
-        }
-        if let Some(nbf) = raw.nbf {
-            if now_unix.saturating_add(rules.leeway_secs) < nbf {
-                return Err(Reason::NotYetValid);
-            }
-        }
-        let sub = raw
-            .sub
-            .filter(|s| !s.is_empty() && s.len() <= MAX_SUBJECT_LEN);
-        Ok(Claims {
-            sub: sub.ok_or(Reason::Malformed)?,
-            iss: rules.issuer.clone(),
-            aud: rules.audience.clone(),
-            exp,
-            nbf: raw.nbf,
-            iat: raw.iat,
-            jti: raw.jti,
-            roles: raw.roles,
-        })
+    /// The general verifier behind this one.
+    pub fn verifier(&self) -> &JwtVerifier {
+        &self.inner
     }
 }
 
@@ -183,26 +79,17 @@ pub fn bearer_token(authorization: &str) -> Option<&str> {
 /// Mints an HS256 JWT (for development tokens and tests; production tokens come from the
 /// platform's auth service).
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload =
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize to JSON"));
-    let signing_input = format!("{header}.{payload}");
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
-    mac.update(signing_input.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{signing_input}.{signature}")
-}
-
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, Reason> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| Reason::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| Reason::Malformed)
+    JwtSigner::hs256(secret).sign(claims)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+
+    type HmacSha256 = Hmac<sha2::Sha256>;
 
     const SECRET: &[u8] = b"test-secret-test-secret-test-sec";
     const NOW: u64 = 1_700_000_000;

@@ -1,0 +1,394 @@
+//! Revocation: a deny-list of session ids, JWT ids (`jti`) and users, checked on every
+//! token-admitted request (and on manifest JWTs) before anything is served.
+//!
+//! The list lives in moka, each entry expiring with its revocation. With `[redis] url` set, a
+//! revocation is also persisted as `SET {prefix}revoked:{kind}:{id} 1 EX {ttl}` and announced on
+//! `PUBLISH {prefix}revocations`; every edge subscribes to that channel (applied in
+//! milliseconds) and loads the existing keys with `SCAN` at start and after every reconnect, so
+//! a restarted or partitioned edge still denies. Without Redis the list is local to this
+//! process.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use moka::future::Cache;
+use moka::Expiry;
+use playback::token::session::SessionSubject;
+use playback::Reason;
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use crate::config::{EdgeConfig, RedisConfig, RevocationConfig};
+use crate::edge::now_unix;
+
+/// Pause between attempts to reach Redis again after losing it.
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// What a revocation names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevokedKind {
+    Session,
+    Jti,
+    User,
+}
+
+impl RevokedKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            RevokedKind::Session => "session",
+            RevokedKind::Jti => "jti",
+            RevokedKind::User => "user",
+        }
+    }
+
+    fn from_label(label: &str) -> Option<RevokedKind> {
+        [RevokedKind::Session, RevokedKind::Jti, RevokedKind::User]
+            .into_iter()
+            .find(|k| k.label() == label)
+    }
+}
+
+/// One entry of the deny-list, as published to other edges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revocation {
+    pub kind: RevokedKind,
+    pub id: String,
+    /// Unix time the revocation lapses (by then every token it targets has expired).
+    pub expires_at: u64,
+}
+
+/// Redis could not take the revocation (it is applied on this edge regardless).
+#[derive(Debug, thiserror::Error)]
+#[error("redis unavailable: {0}")]
+pub struct StoreUnavailable(pub String);
+
+/// The deny-list: moka, optionally shared through Redis.
+pub struct Revocations {
+    local: Cache<(RevokedKind, String), u64>,
+    redis: Option<SharedStore>,
+    pub default_ttl_secs: u64,
+    pub max_ttl_secs: u64,
+}
+
+/// Expires each entry at its own `expires_at`.
+struct UntilExpiry;
+
+impl Expiry<(RevokedKind, String), u64> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &(RevokedKind, String),
+        expires_at: &u64,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(expires_at.saturating_sub(now_unix())))
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &(RevokedKind, String),
+        expires_at: &u64,
+        updated_at: Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, expires_at, updated_at)
+    }
+}
+
+struct SharedStore {
+    client: redis::Client,
+    prefix: String,
+    timeout: Duration,
+    writer: OnceCell<ConnectionManager>,
+}
+
+impl Revocations {
+    /// A deny-list from `[revocation]` and `[redis]` (validated).
+    pub fn new(config: &EdgeConfig) -> Result<Revocations, redis::RedisError> {
+        let RevocationConfig {
+            default_ttl_secs,
+            max_ttl_secs,
+            max_entries,
+        } = config.revocation;
+        let redis = match &config.redis {
+            RedisConfig { url, .. } if url.is_empty() => None,
+            RedisConfig {
+                url,
+                key_prefix,
+                timeout_ms,
+            } => Some(SharedStore {
+                client: redis::Client::open(url.as_str())?,
+                prefix: key_prefix.clone(),
+                timeout: Duration::from_millis(*timeout_ms),
+                writer: OnceCell::new(),
+            }),
+        };
+        Ok(Revocations {
+            local: Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(UntilExpiry)
+                .build(),
+            redis,
+            default_ttl_secs,
+            max_ttl_secs,
+        })
+    }
+
+    /// True when revocations are shared through Redis.
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// Fails with `Revoked` when the session, the JWT or the user is on the list.
+    pub async fn check(&self, subject: &SessionSubject) -> Result<(), Revoked> {
+        let candidates = [
+            (RevokedKind::Session, &subject.session_id),
+            (RevokedKind::Jti, &subject.jti),
+            (RevokedKind::User, &subject.user_id),
+        ];
+        for (kind, id) in candidates {
+            let Some(id) = id else { continue };
+            if self.is_revoked(kind, id).await {
+                return Err(Revoked { kind });
+            }
+        }
+        Ok(())
+    }
+
+    async fn is_revoked(&self, kind: RevokedKind, id: &str) -> bool {
+        self.local
+            .get(&(kind, id.to_string()))
+            .await
+            .is_some_and(|expires_at| expires_at > now_unix())
+    }
+
+    /// Applies a revocation here, then persists and announces it when Redis is configured.
+    pub async fn revoke(&self, revocation: Revocation) -> Result<(), StoreUnavailable> {
+        self.apply(&revocation).await;
+        let Some(store) = &self.redis else {
+            return Ok(());
+        };
+        let ttl = revocation.expires_at.saturating_sub(now_unix()).max(1);
+        let key = store.key(revocation.kind, &revocation.id);
+        let message = serde_json::to_string(&revocation).unwrap_or_default();
+        let channel = store.channel();
+        let write = async {
+            let mut con = store.writer().await?;
+            let () = con.set_ex(&key, 1, ttl).await?;
+            let _receivers: i64 = con.publish(&channel, message).await?;
+            Ok::<(), redis::RedisError>(())
+        };
+        match tokio::time::timeout(store.timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreUnavailable(e.to_string())),
+            Err(_) => Err(StoreUnavailable("timed out".into())),
+        }
+    }
+
+    async fn apply(&self, revocation: &Revocation) {
+        if revocation.expires_at > now_unix() {
+            self.local
+                .insert(
+                    (revocation.kind, revocation.id.clone()),
+                    revocation.expires_at,
+                )
+                .await;
+        }
+    }
+
+    /// Loads every persisted revocation (`SCAN`); returns how many were applied.
+    pub async fn load(&self) -> Result<usize, redis::RedisError> {
+        let Some(store) = &self.redis else {
+            return Ok(0);
+        };
+        let mut con = store.client.get_multiplexed_async_connection().await?;
+        let pattern = format!("{}revoked:*", store.prefix);
+        let keys: Vec<String> = {
+            let mut iter = con.scan_match::<_, String>(&pattern).await?;
+            let mut keys = Vec::new();
+            while let Some(key) = iter.next_item().await {
+                keys.push(key);
+            }
+            keys
+        };
+        let now = now_unix();
+        let mut applied = 0;
+        for key in keys {
+            let Some((kind, id)) = store.parse_key(&key) else {
+                continue;
+            };
+            let ttl: i64 = con.ttl(&key).await?;
+            if ttl > 0 {
+                self.apply(&Revocation {
+                    kind,
+                    id,
+                    expires_at: now + ttl as u64,
+                })
+                .await;
+                applied += 1;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Follows the revocation channel for the life of the process: subscribe, reload with
+    /// `SCAN` (covering anything missed while disconnected), apply every message; on loss,
+    /// reconnect after a short pause. Returns at once without Redis.
+    pub async fn follow(self: Arc<Self>) {
+        let Some(store) = &self.redis else {
+            return;
+        };
+        let mut was_down = false;
+        loop {
+            match self.follow_once(store).await {
+                Ok(()) => tracing::warn!("redis revocation channel closed; reconnecting"),
+                Err(e) if !was_down => {
+                    tracing::warn!(error = %e, "redis revocation channel lost; reconnecting")
+                }
+                Err(_) => {}
+            }
+            was_down = true;
+            tokio::time::sleep(RECONNECT_DELAY).await;
+        }
+    }
+
+    async fn follow_once(&self, store: &SharedStore) -> Result<(), redis::RedisError> {
+        let mut pubsub = store.client.get_async_pubsub().await?;
+        pubsub.subscribe(store.channel()).await?;
+        let loaded = self.load().await?;
+        tracing::info!(loaded, "following revocations in redis");
+        let mut messages = pubsub.on_message();
+        while let Some(message) = messages.next().await {
+            let payload: String = message.get_payload()?;
+            match serde_json::from_str::<Revocation>(&payload) {
+                Ok(revocation) => self.apply(&revocation).await,
+                Err(e) => tracing::warn!(error = %e, "ignoring a malformed revocation message"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a persisted revocation exists for `kind`/`id` (the `explain` CLI asks Redis
+    /// directly). `None` without Redis.
+    pub async fn persisted(&self, kind: RevokedKind, id: &str) -> Option<Result<bool, String>> {
+        let store = self.redis.as_ref()?;
+        let lookup = async {
+            let mut con = store.client.get_multiplexed_async_connection().await?;
+            con.exists::<_, bool>(store.key(kind, id)).await
+        };
+        Some(match tokio::time::timeout(store.timeout, lookup).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err("timed out".into()),
+        })
+    }
+}
+
+/// The subject named a revoked session, JWT or user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revoked {
+    pub kind: RevokedKind,
+}
+
+impl From<Revoked> for Reason {
+    fn from(_: Revoked) -> Reason {
+        Reason::Revoked
+    }
+}
+
+impl SharedStore {
+    fn key(&self, kind: RevokedKind, id: &str) -> String {
+        format!("{}revoked:{}:{id}", self.prefix, kind.label())
+    }
+
+    fn channel(&self) -> String {
+        format!("{}revocations", self.prefix)
+    }
+
+    fn parse_key(&self, key: &str) -> Option<(RevokedKind, String)> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix("revoked:")?;
+        let (kind, id) = rest.split_once(':')?;
+        Some((RevokedKind::from_label(kind)?, id.to_string()))
+    }
+
+    async fn writer(&self) -> Result<ConnectionManager, redis::RedisError> {
+        self.writer
+            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+            .await
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> Revocations {
+        Revocations::new(&EdgeConfig::default()).unwrap()
+    }
+
+    fn subject(session: &str, user: &str, jti: Option<&str>) -> SessionSubject {
+        SessionSubject {
+            session_id: Some(session.into()),
+            user_id: Some(user.into()),
+            jti: jti.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn denies_by_session_jti_and_user_until_expiry() {
+        let list = local();
+        assert!(!list.is_shared());
+        let s = subject("s1", "u1", Some("j1"));
+        assert_eq!(list.check(&s).await, Ok(()));
+        for (kind, id) in [
+            (RevokedKind::Session, "s1"),
+            (RevokedKind::Jti, "j1"),
+            (RevokedKind::User, "u1"),
+        ] {
+            let list = local();
+            list.revoke(Revocation {
+                kind,
+                id: id.into(),
+                expires_at: now_unix() + 60,
+            })
+            .await
+            .unwrap();
+            assert_eq!(list.check(&s).await, Err(Revoked { kind }));
+            assert_eq!(list.check(&subject("s2", "u2", None)).await, Ok(()));
+        }
+        list.revoke(Revocation {
+            kind: RevokedKind::Session,
+            id: "s1".into(),
+            expires_at: now_unix().saturating_sub(1),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            list.check(&s).await,
+            Ok(()),
+            "lapsed revocations are ignored"
+        );
+    }
+
+    #[test]
+    fn keys_round_trip_with_colons_in_ids() {
+        let mut config = EdgeConfig::default();
+        config.redis.url = "redis://127.0.0.1:1".into();
+        config.redis.key_prefix = "t1:".into();
+        let list = Revocations::new(&config).unwrap();
+        let store = list.redis.as_ref().unwrap();
+        let key = store.key(RevokedKind::User, "a:b@example.com");
+        assert_eq!(key, "t1:revoked:user:a:b@example.com");
+        assert_eq!(
+            store.parse_key(&key),
+            Some((RevokedKind::User, "a:b@example.com".into()))
+        );
+        assert_eq!(store.parse_key("t1:revoked:other:x"), None);
+        assert_eq!(store.parse_key("t2:revoked:user:x"), None);
+        assert_eq!(store.channel(), "t1:revocations");
+    }
+}

@@ -1,0 +1,142 @@
+//! The claims this product reads from a viewer JWT, and the registered-claim rules
+//! (`iss`, `aud`, `exp`, `nbf`, with a leeway) every token must pass.
+//!
+//! Claims are read from strict JSON (no repeated keys) by hand rather than by derive, so a
+//! wrong type (`"exp": "1700000000"`) is `malformed`, never silently skipped.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::Reason;
+
+/// Longest `sub` (and `jti`) accepted.
+pub const MAX_SUBJECT_LEN: usize = 256;
+const MAX_AUDIENCES: usize = 32;
+const MAX_ROLES: usize = 64;
+
+/// What a verifier requires of every token.
+#[derive(Debug, Clone)]
+pub struct JwtRules {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud` (a string, or one element of an array).
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+/// The claims this product reads from a viewer JWT.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Claims {
+    /// The viewer's user id.
+    pub sub: String,
+    pub iss: String,
+    pub aud: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Roles granted by the auth service; `"admin"` unlocks admin endpoints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+impl Claims {
+    /// True when the token grants the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == "admin")
+    }
+}
+
+/// A NumericDate: a non-negative number of seconds (fractions are truncated).
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Reason> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(v) = n.as_u64() {
+                Ok(Some(v))
+            } else {
+                match n.as_f64() {
+                    Some(f) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => {
+                        Ok(Some(f as u64))
+                    }
+                    _ => Err(Reason::Malformed),
+                }
+            }
+        }
+        Some(_) => Err(Reason::Malformed),
+    }
+}
+
+fn short_string(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, Reason> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_SUBJECT_LEN => {
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(Reason::Malformed),
+    }
+}
+
+/// Applies `rules` at `now_unix` to the claims of a token whose signature already verified.
+/// Order: `iss`, `aud`, `exp` (required), `nbf`, then the shape of `sub`, `iat`, `jti`, `roles`.
+pub(crate) fn check(
+    claims: &Map<String, Value>,
+    rules: &JwtRules,
+    now_unix: u64,
+) -> Result<Claims, Reason> {
+    match claims.get("iss") {
+        Some(Value::String(iss)) if *iss == rules.issuer => {}
+        Some(Value::String(_)) | None => return Err(Reason::WrongIssuer),
+        Some(_) => return Err(Reason::Malformed),
+    }
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(aud)) => *aud == rules.audience,
+        Some(Value::Array(all)) => {
+            if all.len() > MAX_AUDIENCES || !all.iter().all(Value::is_string) {
+                return Err(Reason::Malformed);
+            }
+            all.iter()
+                .any(|a| a.as_str() == Some(rules.audience.as_str()))
+        }
+        None => false,
+        Some(_) => return Err(Reason::Malformed),
+    };
+    if !audience_ok {
+        return Err(Reason::WrongAudience);
+    }
+    let exp = numeric_date(claims, "exp")?.ok_or(Reason::Malformed)?;
+    if now_unix >= exp.saturating_add(rules.leeway_secs) {
+        return Err(Reason::Expired);
+    }
+    let nbf = numeric_date(claims, "nbf")?;
+    if let Some(nbf) = nbf {
+        if now_unix.saturating_add(rules.leeway_secs) < nbf {
+            return Err(Reason::NotYetValid);
+        }
+    }
+    let sub = short_string(claims, "sub")?.ok_or(Reason::Malformed)?;
+    let iat = numeric_date(claims, "iat")?;
+    let jti = short_string(claims, "jti")?;
+    let roles = match claims.get("roles") {
+        None => Vec::new(),
+        Some(Value::Array(all)) if all.len() <= MAX_ROLES => all
+            .iter()
+            .map(|r| r.as_str().map(str::to_owned).ok_or(Reason::Malformed))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(Reason::Malformed),
+    };
+    Ok(Claims {
+        sub,
+        iss: rules.issuer.clone(),
+        aud: rules.audience.clone(),
+        exp,
+        nbf,
+        iat,
+        jti,
+        roles,
+    })
+}
