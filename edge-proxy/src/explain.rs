@@ -12,8 +12,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use base64::Engine as _;
-use playback::token::cloudfront::params_from_query;
+use playback::token::cloudfront::{params_from_query, url_safe_b64_decode};
 use playback::token::edgeauth::RequestFacts;
 use playback::token::session::{decode_data, raw_fields, SessionSubject};
 use playback::token::{acl_matches, ip_matches};
@@ -357,7 +356,7 @@ fn explain_cloudfront(
     }
     line("fields", listed.join("  "));
     if let Some(policy) = params.policy {
-        let decoded = cloudfront_base64(policy)
+        let decoded = url_safe_b64_decode(policy)
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .unwrap_or_else(|| "(not CloudFront base64)".into());
         line("policy", decoded);
@@ -394,22 +393,6 @@ fn explain_cloudfront(
     }
 }
 
-/// CloudFront's base64 (`-` for `+`, `_` for `=`, `~` for `/`).
-fn cloudfront_base64(text: &str) -> Option<Vec<u8>> {
-    let standard: String = text
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '=',
-            '~' => '/',
-            c => c,
-        })
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(standard)
-        .ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +427,5 @@ mod tests {
             Input::EdgeAuth { path: Some(p), .. } if p == "/hls/v/master.m3u8"
         ));
         assert!(parse_input("http://e/hls/v/master.m3u8", "hdnts").is_err());
-        assert_eq!(cloudfront_base64("eyJ9").unwrap(), b"{\"}");
     }
 }
