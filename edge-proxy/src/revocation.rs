@@ -159,6 +159,23 @@ impl Revocations {
         Ok(())
     }
 
+    /// Every entry on the list now (lapsed ones left out), ordered by kind and id.
+    pub fn snapshot(&self) -> Vec<Revocation> {
+        let now = now_unix();
+        let mut list: Vec<Revocation> = self
+            .local
+            .iter()
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(key, expires_at)| Revocation {
+                kind: key.0,
+                id: key.1.clone(),
+                expires_at,
+            })
+            .collect();
+        list.sort_by(|a, b| (a.kind.label(), &a.id).cmp(&(b.kind.label(), &b.id)));
+        list
+    }
+
     async fn is_revoked(&self, kind: RevokedKind, id: &str) -> bool {
         self.local
             .get(&(kind, id.to_string()))
@@ -371,6 +388,23 @@ mod tests {
             list.check(&s).await,
             Ok(()),
             "lapsed revocations are ignored"
+        );
+        assert!(
+            list.snapshot().is_empty(),
+            "lapsed revocations are not listed"
+        );
+        list.revoke(Revocation {
+            kind: RevokedKind::User,
+            id: "u9".into(),
+            expires_at: now_unix() + 60,
+        })
+        .await
+        .unwrap();
+        let listed = list.snapshot();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].kind, listed[0].id.as_str()),
+            (RevokedKind::User, "u9")
         );
     }
 

@@ -27,6 +27,9 @@ pub enum Route {
     },
     /// `POST /admin/revocations`: deny a session, JWT or user (admin JWT).
     AdminRevocations,
+    /// `GET /internal/v1/revocations`: the current deny-list, for proxy-wasm filters and other
+    /// edges (service token).
+    InternalRevocations,
     /// Anything else.
     NotFound,
 }
@@ -42,6 +45,7 @@ impl Route {
             "ready" => return Route::Ready,
             "metrics" => return Route::Metrics,
             "admin/revocations" => return Route::AdminRevocations,
+            "internal/v1/revocations" => return Route::InternalRevocations,
             _ => {}
         }
         let (section, rest) = rest.split_once('/').unwrap_or((rest, ""));
@@ -84,7 +88,7 @@ impl Route {
             Route::PlaybackManifest { .. } => "manifest",
             Route::Hls { .. } => "hls",
             Route::Key { .. } => "key",
-            Route::AdminRevocations => "admin",
+            Route::AdminRevocations | Route::InternalRevocations => "admin",
             Route::NotFound => "not_found",
         }
     }
@@ -187,6 +191,10 @@ mod tests {
         assert_eq!(
             Route::for_path("/admin/revocations"),
             Route::AdminRevocations
+        );
+        assert_eq!(
+            Route::for_path("/internal/v1/revocations"),
+            Route::InternalRevocations
         );
         assert_eq!(Route::for_path(&format!("/keys/{V}/..")), Route::NotFound);
         assert_eq!(Route::for_path(&format!("/keys/{V}/")), Route::NotFound);

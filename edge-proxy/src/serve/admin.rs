@@ -7,10 +7,16 @@
 //! Needs `Authorization: Bearer <JWT with role admin>`. Answers
 //! `200 {"kind","id","expiresAt","shared"}`; `shared` says whether other edges learn of it
 //! through Redis (else the revocation is local to this edge).
+//!
+//! `GET /internal/v1/revocations`: the current deny-list for proxy-wasm filters (and other
+//! edges). Needs `Authorization: Bearer <service token>` (`control_plane.service_token_file`,
+//! compared in constant time). Answers `200 {"revocations": [{"kind": "session"|"jti"|"user",
+//! "id": "...", "expiresAt": <unix>}], "generatedAt": <unix>}`.
 
 use pingora::http::RequestHeader;
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::manifest::rfc3339;
 use super::Subject;
@@ -92,4 +98,52 @@ pub async fn revoke(
             "shared": list.is_shared(),
         }),
     ))
+}
+
+/// `GET /internal/v1/revocations`: the deny-list as it stands on this edge.
+pub async fn deny_list(edge: &Edge, req: &RequestHeader) -> Result<Reply, EdgeError> {
+    let given = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !service_token_matches(&edge.service_token_digest, given) {
+        return Err(EdgeError::ServiceTokenRequired);
+    }
+    let revocations: Vec<_> = edge
+        .revocations
+        .snapshot()
+        .into_iter()
+        .map(|r| json!({"kind": r.kind.label(), "id": r.id, "expiresAt": r.expires_at}))
+        .collect();
+    Ok(Reply::json(
+        200,
+        &json!({"revocations": revocations, "generatedAt": now_unix()}),
+    )
+    .header("cache-control", "no-store"))
+}
+
+/// Compares the digests of the expected and given tokens without an early exit.
+fn service_token_matches(expected_digest: &[u8; 32], given: &str) -> bool {
+    let given = given.trim();
+    let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+    let diff = expected_digest
+        .iter()
+        .zip(digest.iter())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    !given.is_empty() && diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_token_comparison() {
+        let digest: [u8; 32] = Sha256::digest(b"abc").into();
+        assert!(service_token_matches(&digest, "abc"));
+        assert!(!service_token_matches(&digest, "abd"));
+        assert!(!service_token_matches(&digest, ""));
+    }
 }

@@ -67,6 +67,12 @@ pub async fn dispatch(
             .await
             .map(Outcome::Reply);
     }
+    if route == Route::InternalRevocations {
+        if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+            return Err(EdgeError::MethodNotAllowed);
+        }
+        return admin::deny_list(edge, req).await.map(Outcome::Reply);
+    }
     if route != Route::NotFound && req.method == http::Method::OPTIONS {
         return ops::preflight(edge).map(Outcome::Reply);
     }
@@ -88,7 +94,9 @@ pub async fn dispatch(
             key_id,
             token_segment,
         } => key::serve(edge, req, &video_id, &key_id, token_segment, subject).await?,
-        Route::AdminRevocations | Route::NotFound => return Err(EdgeError::NotFound),
+        Route::AdminRevocations | Route::InternalRevocations | Route::NotFound => {
+            return Err(EdgeError::NotFound)
+        }
     };
     Ok(Outcome::Reply(reply))
 }

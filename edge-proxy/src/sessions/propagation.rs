@@ -16,7 +16,8 @@
 use http::HeaderMap;
 use pingora::http::RequestHeader;
 use playback::hls::Stamp;
-use playback::token::query_param;
+use playback::token::admission;
+pub use playback::token::admission::Carrier;
 use playback::token::session::unescape_segment;
 
 use crate::config::SessionMode;
@@ -30,14 +31,6 @@ pub const CLOUDFRONT_PARAMS: [&str; 5] = [
     "Key-Pair-Id",
     "Hash-Algorithm",
 ];
-
-/// Where a request's token was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Carrier {
-    PathSegment,
-    Query,
-    Cookie,
-}
 
 /// Splits a leading `{name}=<escaped token>/` segment off the tail of an `/hls/{v}/` or
 /// `/keys/{v}/` path: `(token, rest)`. Without such a segment the tail is returned whole.
@@ -59,19 +52,6 @@ pub fn split_path_token<'a>(
     Ok((Some(token), rest))
 }
 
-/// The value of cookie `name` across every `Cookie` header, as sent.
-pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then_some(value)
-        })
-}
-
 /// Every `Cookie` header joined, for CloudFront's cookie parser.
 pub fn cookie_header(headers: &HeaderMap) -> Option<String> {
     let joined: Vec<&str> = headers
@@ -82,19 +62,15 @@ pub fn cookie_header(headers: &HeaderMap) -> Option<String> {
     (!joined.is_empty()).then(|| joined.join("; "))
 }
 
-/// The token the request presents: path segment, then query, then cookie.
+/// The token the request presents: path segment, then query, then cookie (the rule is
+/// `playback::token::admission::presented`, shared with the proxy-wasm filter).
 pub fn presented(
     req: &RequestHeader,
     name: &str,
     path_token: Option<String>,
 ) -> Option<(String, Carrier)> {
-    if let Some(token) = path_token {
-        return Some((token, Carrier::PathSegment));
-    }
-    if let Some(token) = query_param(req.uri.query(), name) {
-        return Some((token.to_string(), Carrier::Query));
-    }
-    cookie(&req.headers, name).map(|token| (token.to_string(), Carrier::Cookie))
+    let cookies = cookie_header(&req.headers);
+    admission::presented(path_token, req.uri.query(), cookies.as_deref(), name)
 }
 
 /// How the rewriter stamps `token` (and its path-segment form `escaped`) on child URIs.
@@ -128,16 +104,7 @@ pub fn cloudfront_pairs(query: Option<&str>) -> Option<String> {
 }
 
 /// `query` without the edge token and CloudFront parameters: what the origin may see.
-pub fn origin_query(query: Option<&str>, name: &str) -> Option<String> {
-    let kept: Vec<&str> = query?
-        .split('&')
-        .filter(|pair| {
-            let key = pair.split('=').next().unwrap_or_default();
-            !pair.is_empty() && key != name && !CLOUDFRONT_PARAMS.contains(&key)
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("&"))
-}
+pub use playback::token::admission::origin_query;
 
 /// `path` with any `{name}=<token>` segment shown as `{name}=<redacted>`, for logs.
 pub fn redact_path<'p>(path: &'p str, name: &str) -> std::borrow::Cow<'p, str> {
@@ -194,8 +161,6 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append("cookie", "a=1; hdnts=exp=2~hmac=ff".parse().unwrap());
         headers.append("cookie", "CloudFront-Policy=p".parse().unwrap());
-        assert_eq!(cookie(&headers, "hdnts"), Some("exp=2~hmac=ff"));
-        assert_eq!(cookie(&headers, "b"), None);
         assert_eq!(
             cookie_header(&headers).as_deref(),
             Some("a=1; hdnts=exp=2~hmac=ff; CloudFront-Policy=p")

@@ -6,7 +6,9 @@
 #![allow(dead_code)]
 
 pub mod control_plane;
+pub mod envoy;
 pub mod scenarios;
+pub mod verdict_corpus;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -336,6 +338,27 @@ impl Drop for Edge {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One request written byte for byte to `addr` (`headers` as `"Name: value\r\n"` lines).
+pub fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &str) -> RawResponse {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return RawResponse {
+            status: 0,
+            head: String::new(),
+            body: Vec::new(),
+        };
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: edge\r\n{headers}Connection: close\r\n\r\n"
+    );
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    RawResponse::parse(&bytes)
 }
 
 pub struct RawResponse {

@@ -5,6 +5,7 @@
 //! token formats and the path rules they are scoped to.
 
 mod acl;
+pub mod admission;
 pub mod cloudfront;
 pub mod edgeauth;
 pub mod ip;
