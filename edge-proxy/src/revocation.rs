@@ -27,30 +27,7 @@ use crate::edge::now_unix;
 /// Pause between attempts to reach Redis again after losing it.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
-/// What a revocation names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RevokedKind {
-    Session,
-    Jti,
-    User,
-}
-
-impl RevokedKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            RevokedKind::Session => "session",
-            RevokedKind::Jti => "jti",
-            RevokedKind::User => "user",
-        }
-    }
-
-    fn from_label(label: &str) -> Option<RevokedKind> {
-        [RevokedKind::Session, RevokedKind::Jti, RevokedKind::User]
-            .into_iter()
-            .find(|k| k.label() == label)
-    }
-}
+pub use playback::token::admission::RevokedKind;
 
 /// One entry of the deny-list, as published to other edges.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

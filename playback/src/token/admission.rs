@@ -155,8 +155,9 @@ pub enum Admitted {
     CloudFront(CloudFrontGrant),
 }
 
-/// What a revocation names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a revocation names (on the wire: `session`, `jti`, `user`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RevokedKind {
     Session,
     Jti,
