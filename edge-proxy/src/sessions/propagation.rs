@@ -13,6 +13,8 @@
 //! token and CloudFront parameters are removed from the query ([`origin_query`]), and the
 //! `Cookie` header is dropped from upstream requests.
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
 use pingora::http::RequestHeader;
 use playback::hls::Stamp;
@@ -53,13 +55,23 @@ pub fn split_path_token<'a>(
 }
 
 /// Every `Cookie` header joined, for CloudFront's cookie parser.
-pub fn cookie_header(headers: &HeaderMap) -> Option<String> {
-    let joined: Vec<&str> = headers
+pub fn cookie_header(headers: &HeaderMap) -> Option<Cow<'_, str>> {
+    let mut values = headers
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    (!joined.is_empty()).then(|| joined.join("; "))
+        .filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    // One Cookie header (the usual case) is borrowed; only several are joined.
+    let rest: Vec<&str> = values.collect();
+    if rest.is_empty() {
+        return Some(Cow::Borrowed(first));
+    }
+    Some(Cow::Owned(
+        std::iter::once(first)
+            .chain(rest)
+            .collect::<Vec<_>>()
+            .join("; "),
+    ))
 }
 
 /// The token the request presents: path segment, then query, then cookie (the rule is
@@ -107,10 +119,10 @@ pub fn cloudfront_pairs(query: Option<&str>) -> Option<String> {
 pub use playback::token::admission::origin_query;
 
 /// `path` with any `{name}=<token>` segment shown as `{name}=<redacted>`, for logs.
-pub fn redact_path<'p>(path: &'p str, name: &str) -> std::borrow::Cow<'p, str> {
+pub fn redact_path<'p>(path: &'p str, name: &str) -> Cow<'p, str> {
     let marker = format!("/{name}=");
     if !path.contains(&marker) {
-        return std::borrow::Cow::Borrowed(path);
+        return Cow::Borrowed(path);
     }
     let redacted: Vec<String> = path
         .split('/')
@@ -121,7 +133,7 @@ pub fn redact_path<'p>(path: &'p str, name: &str) -> std::borrow::Cow<'p, str> {
             },
         )
         .collect();
-    std::borrow::Cow::Owned(redacted.join("/"))
+    Cow::Owned(redacted.join("/"))
 }
 
 #[cfg(test)]
