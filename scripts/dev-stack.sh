@@ -58,6 +58,17 @@ if [ "$STATUS" != completed ]; then
 fi
 
 URL=$(curl -fsS "${auth[@]}" "http://127.0.0.1:8080/playback/$FILE_ID/manifest" | json_field "['url']")
+# The title's key id, from the first media playlist (its EXT-X-KEY points at /keys/{id}/{keyId}),
+# as a ClearKey kid: the key UUID's 16 bytes in unpadded base64url.
+KID=$(python3 - "$URL" <<'PY'
+import base64, re, sys, urllib.parse, urllib.request
+master = urllib.request.urlopen(sys.argv[1]).read().decode()
+variant = next(l for l in master.splitlines() if l and not l.startswith("#"))
+media = urllib.request.urlopen(urllib.parse.urljoin(sys.argv[1], variant)).read().decode()
+key_id = re.search(r"/keys/[0-9a-f-]{36}/([0-9a-f-]{36})", media).group(1)
+print(base64.urlsafe_b64encode(bytes.fromhex(key_id.replace("-", ""))).decode().rstrip("="))
+PY
+) || KID="<kid>"
 cat <<TXT
 
 The stack is up. A DRM-protected (AES-128) demo title is ready: $FILE_ID
@@ -75,6 +86,10 @@ Play or inspect it:
   ffplay "$URL"
   ffprobe -v error -show_entries stream=codec_name,height "$URL"
   (Safari, VLC and any hls.js page play it too; keys come from the edge's /keys endpoint.)
+
+The same key as a W3C ClearKey license (any license: POST /drm/license, /fps/license, ...):
+  curl -H "Authorization: Bearer \$JWT" -d '{"kids":["$KID"],"type":"temporary"}' \\
+       http://127.0.0.1:8080/drm/clearkey/$FILE_ID
 
 Upload your own video:
   curl -H "Authorization: Bearer \$JWT" -F files=@movie.mp4 http://127.0.0.1:8081/files/upload

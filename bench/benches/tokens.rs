@@ -145,6 +145,7 @@ fn claims(now: u64) -> Claims {
         iat: Some(now),
         jti: Some("f8c96208-d89f-4385-80ab-9492e13aac37".into()),
         roles: vec![],
+        device_id: None,
     }
 }
 

@@ -4,19 +4,32 @@
 //! - `init-secrets --dir <dir>`: create the contract's secret files if missing (0600).
 //! - `token --sub <id> [--admin] [--ttl-secs 3600]`: print a viewer JWT signed with the
 //!   configured HS256 secret (development and tests).
-//! - `subscribe --user <id> --tier free|pro|enterprise`: give a user an active subscription.
+//! - `subscribe --user <id> --tier free|pro|enterprise`: give a user an active subscription
+//!   (and tell edges through Redis when `[redis] url` is set).
+//! - `import --owner <id> --dir <dir> --name <title> [--drm] [--key-id <uuid> --key-file <path>]...`:
+//!   record a title packaged elsewhere (see [`crate::import`]); prints
+//!   `{"videoId", "keyIds"}`.
+//! - `revoke-key --video <id> --key <id>`: revoke a content key and tell edges; prints the same
+//!   JSON as `POST /admin/v1/videos/{videoId}/keys/{keyId}/revoke`.
 //! - `migrate`: apply database migrations and exit.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use playback::jwt::{mint_hs256, Claims};
 use tokio::net::TcpListener;
+use uuid::Uuid;
 
+use crate::admin;
 use crate::config::Config;
 use crate::db::users::TierName;
 use crate::db::{now, Db};
+use crate::import::{self, ImportKey, ImportRequest, ImportTarget};
+use crate::invalidation::Invalidator;
+use crate::keys::local::LocalKeyCustody;
+use crate::keys::KeyCustody;
 use crate::secrets::{self, Created};
 use crate::server;
 
@@ -57,6 +70,35 @@ pub enum Command {
         #[arg(long, value_enum)]
         tier: Tier,
     },
+    /// Record a title packaged elsewhere (Shaka Packager, MediaConvert, ...) as ready to play:
+    /// copies the directory into the origin, seals its keys; prints {"videoId", "keyIds"}.
+    Import {
+        /// The owner's user id (JWT `sub`); created if needed.
+        #[arg(long)]
+        owner: String,
+        /// The packaged directory: master.m3u8 or an .mpd at its top level.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The title's name.
+        #[arg(long)]
+        name: String,
+        /// The title is encrypted: viewers need a DRM-capable tier; needs --key-id/--key-file.
+        #[arg(long)]
+        drm: bool,
+        /// A content key id (UUID); the n-th --key-id goes with the n-th --key-file.
+        #[arg(long = "key-id")]
+        key_ids: Vec<Uuid>,
+        /// A file holding that key: 16 raw bytes or 32 hex characters (read, never printed).
+        #[arg(long = "key-file")]
+        key_files: Vec<PathBuf>,
+    },
+    /// Revoke a content key of a title (idempotent) and tell edges; prints the result as JSON.
+    RevokeKey {
+        #[arg(long)]
+        video: Uuid,
+        #[arg(long)]
+        key: Uuid,
+    },
     /// Apply database migrations and exit.
     Migrate,
 }
@@ -92,11 +134,54 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Subscribe { user, tier } => {
             let config = Config::load(&cli.config)?;
             let db = connect(&config).await?;
-            db.subscribe(&user, tier.into(), now()).await?;
+            let invalidator = invalidator(&config)?;
+            let change = admin::set_subscription(&db, &invalidator, &user, tier.into()).await?;
             println!(
                 "{user} is now on the {} tier",
                 TierName::from(tier).as_str()
             );
+            report_notification(&invalidator, change.edges_notified);
+            Ok(())
+        }
+        Command::Import {
+            owner,
+            dir,
+            name,
+            drm,
+            key_ids,
+            key_files,
+        } => {
+            let config = Config::load(&cli.config)?;
+            let keys = read_import_keys(&key_ids, &key_files)?;
+            let db = connect(&config).await?;
+            let target = ImportTarget {
+                db: &db,
+                custody: custody(&config)?,
+                origin_dir: &config.storage.origin_dir,
+                edge_base: config.edge_base(),
+            };
+            let request = ImportRequest {
+                owner: &owner,
+                dir: &dir,
+                name: &name,
+                drm,
+                keys,
+            };
+            let imported = import::import_title(&target, request).await?;
+            println!("{}", serde_json::to_string(&imported)?);
+            db.close().await;
+            Ok(())
+        }
+        Command::RevokeKey { video, key } => {
+            let config = Config::load(&cli.config)?;
+            let db = connect(&config).await?;
+            let invalidator = invalidator(&config)?;
+            let revocation = admin::revoke_key(&db, &invalidator, video, key)
+                .await?
+                .with_context(|| format!("--key: video {video} has no content key {key}"))?;
+            println!("{}", serde_json::to_string(&revocation)?);
+            report_notification(&invalidator, revocation.edges_notified);
+            db.close().await;
             Ok(())
         }
         Command::Migrate => {
@@ -133,9 +218,54 @@ fn token(config: &Config, sub: String, admin: bool, ttl_secs: u64) -> anyhow::Re
         iat: Some(issued),
         jti: Some(uuid::Uuid::new_v4().to_string()),
         roles: if admin { vec!["admin".into()] } else { vec![] },
+        device_id: None,
     };
     println!("{}", mint_hs256(&secret, &claims));
     Ok(())
+}
+
+/// Pairs each `--key-id` with the `--key-file` at the same position and reads the keys.
+fn read_import_keys(key_ids: &[Uuid], key_files: &[PathBuf]) -> anyhow::Result<Vec<ImportKey>> {
+    if key_ids.len() != key_files.len() {
+        anyhow::bail!(
+            "--key-id/--key-file: give them in pairs ({} key ids, {} key files)",
+            key_ids.len(),
+            key_files.len()
+        );
+    }
+    key_ids
+        .iter()
+        .zip(key_files)
+        .map(|(key_id, path)| {
+            Ok(ImportKey {
+                key_id: *key_id,
+                key: import::read_key_file(path)?,
+            })
+        })
+        .collect()
+}
+
+/// The configured key custody (only "local" exists; created on first use like `serve` does).
+fn custody(config: &Config) -> anyhow::Result<Arc<dyn KeyCustody>> {
+    let (custody, created) = LocalKeyCustody::open_or_create(&config.keys.master_key_file)?;
+    if created {
+        tracing::warn!(path = %config.keys.master_key_file.display(), "created a new master key; back it up, stored content keys depend on it");
+    }
+    Ok(Arc::new(custody))
+}
+
+fn invalidator(config: &Config) -> anyhow::Result<Invalidator> {
+    Invalidator::from_config(&config.redis).context("redis.url: not a valid Redis URL")
+}
+
+/// Says on stderr when edges could not be told (stdout stays machine-readable).
+fn report_notification(invalidator: &Invalidator, notified: bool) {
+    if invalidator.is_enabled() && !notified {
+        eprintln!(
+            "warning: the change is stored but edges were not notified (Redis unavailable); \
+             they will see it when their cached entries expire"
+        );
+    }
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Db> {
@@ -206,6 +336,48 @@ mod tests {
         ));
         let cli = Cli::try_parse_from(["control-plane", "--config", "x.toml"]).unwrap();
         assert!(cli.command.is_none());
+        let cli = Cli::try_parse_from([
+            "control-plane",
+            "import",
+            "--owner",
+            "o",
+            "--dir",
+            "d",
+            "--name",
+            "n",
+            "--drm",
+            "--key-id",
+            "6f1c7a8e-3b9f-4d3a-9c59-1f7f1d2f0a11",
+            "--key-file",
+            "a.key",
+            "--key-id",
+            "0d3c1f4e-2a6b-4c8d-9e0f-112233445566",
+            "--key-file",
+            "b.key",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Import {
+                drm: true,
+                key_ids,
+                key_files,
+                ..
+            }) => {
+                assert_eq!(key_ids.len(), 2);
+                assert_eq!(key_files, vec![PathBuf::from("a.key"), "b.key".into()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from([
+            "control-plane",
+            "revoke-key",
+            "--video",
+            "not-a-uuid",
+            "--key",
+            "6f1c7a8e-3b9f-4d3a-9c59-1f7f1d2f0a11"
+        ])
+        .is_err());
+        assert!(read_import_keys(&[Uuid::new_v4()], &[]).is_err());
         assert!(Cli::try_parse_from([
             "control-plane",
             "subscribe",

@@ -47,6 +47,7 @@ pub struct Config {
     pub internal: InternalConfig,
     pub signed_urls: SignedUrlsConfig,
     pub transcode: TranscodeConfig,
+    pub redis: RedisConfig,
 }
 
 /// `[server]`: where the API listens and how clients reach the edge.
@@ -201,6 +202,30 @@ impl Default for TranscodeConfig {
     }
 }
 
+/// `[redis]`: where invalidations go. Empty `url` = off: edges then see revocations and
+/// subscription changes only when their cached entries expire.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]` or `unix:///path`; empty disables invalidations.
+    /// (TLS, `rediss://`, is not built in.)
+    pub url: String,
+    /// Prefix of every key and channel; must equal the edges' `redis.key_prefix`.
+    pub key_prefix: String,
+    /// Bound on each invalidation (connect, DEL, PUBLISH), milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: String::new(),
+            key_prefix: "edge:".into(),
+            timeout_ms: 1_000,
+        }
+    }
+}
+
 const X264_PRESETS: [&str; 10] = [
     "ultrafast",
     "superfast",
@@ -322,6 +347,23 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let r = &self.redis;
+        if !r.url.is_empty()
+            && !["redis://", "unix://", "redis+unix://"]
+                .iter()
+                .any(|scheme| r.url.starts_with(scheme))
+        {
+            return Err(ConfigError::invalid(
+                "redis.url",
+                "must be empty (off) or a redis:// URL, e.g. \"redis://127.0.0.1:6379\"",
+            ));
+        }
+        if !(1..=60_000).contains(&r.timeout_ms) {
+            return Err(ConfigError::invalid(
+                "redis.timeout_ms",
+                "must be between 1 and 60000 (the default is 1000)",
+            ));
+        }
         Ok(())
     }
 
@@ -410,6 +452,36 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("transcode.renditions:"));
+        let mut c = Config::default();
+        c.redis.url = "http://127.0.0.1:6379".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("redis.url:"));
+        c.redis.url = "redis://127.0.0.1:6379".into();
+        c.validate().unwrap();
+        c.redis.timeout_ms = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("redis.timeout_ms:"));
+    }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        for file in ["control-plane.dev.toml", "control-plane.production.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../config")
+                .join(file);
+            let c: Config = Figment::new()
+                .merge(Toml::file(&path))
+                .extract()
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            c.validate().unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(c.redis.key_prefix, "edge:", "{file}");
+        }
     }
 
     #[test]
@@ -425,6 +497,11 @@ mod tests {
         assert_eq!(c.server.listen, "127.0.0.1:9999");
         assert_eq!(c.transcode.renditions, vec![720]);
         assert_eq!(c.signed_urls.manifest_ttl_secs, 300);
+        assert_eq!(
+            (c.redis.url.as_str(), c.redis.key_prefix.as_str()),
+            ("", "edge:"),
+            "redis is off by default"
+        );
 
         std::fs::write(&path, "[server]\nlisten = 5\n").unwrap();
         let err = Config::load(&path).unwrap_err().to_string();

@@ -8,7 +8,16 @@ use playback::Reason;
 use time::OffsetDateTime;
 
 use crate::db::files::FileRecord;
+use crate::db::users::TierPolicy;
 use crate::db::{Db, DbError};
+
+/// A playback decision together with the tier that governs the viewer (their active
+/// subscription, else the free tier), whose limits and license policy the edge enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub decision: Result<Access, Reason>,
+    pub tier: TierPolicy,
+}
 
 /// The facts about a title.
 pub fn video_facts(file: &FileRecord) -> VideoFacts {
@@ -45,6 +54,30 @@ pub async fn decide(
 ) -> Result<Result<Access, Reason>, DbError> {
     let viewer = viewer_facts(db, user_id, now).await?;
     Ok(decide_playback(&video_facts(file), &viewer))
+}
+
+/// The playback decision for `user_id` on `file` and the viewer's effective tier, read with one
+/// tier query.
+pub async fn decide_with_tier(
+    db: &Db,
+    file: &FileRecord,
+    user_id: &str,
+    now: OffsetDateTime,
+) -> Result<Verdict, DbError> {
+    let active = db.active_tier_policy(user_id, now).await?;
+    let to_strings = |ids: Vec<uuid::Uuid>| ids.into_iter().map(|id| id.to_string()).collect();
+    let viewer = ViewerFacts {
+        user_id: user_id.to_string(),
+        organization_ids: to_strings(db.organization_ids(user_id).await?),
+        project_ids: to_strings(db.project_ids(user_id).await?),
+        tier: active.as_ref().map(TierPolicy::facts),
+    };
+    let decision = decide_playback(&video_facts(file), &viewer);
+    let tier = match active {
+        Some(tier) => tier,
+        None => db.effective_tier(user_id, now).await?,
+    };
+    Ok(Verdict { decision, tier })
 }
 
 /// True when `user_id` owns `file` or belongs to its organization or project (whatever the

@@ -2,7 +2,8 @@
 //!
 //! [`build`] does everything `serve` needs before accepting connections (also used in-process by
 //! the tests): it reads every secret (creating the master key on first start), connects and
-//! migrates the database, and re-runs or fails jobs a previous process left in `processing`.
+//! migrates the database, re-runs or fails jobs a previous process left in `processing`, and
+//! prepares the (lazily connected) Redis invalidator when `[redis] url` is set.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, App, AppState};
 use crate::config::Config;
 use crate::db::Db;
+use crate::invalidation::Invalidator;
 use crate::keys::local::LocalKeyCustody;
 use crate::keys::KeyCustody;
 use crate::secrets;
@@ -79,6 +81,15 @@ pub async fn build(config: Config) -> anyhow::Result<(Router, AppState)> {
         );
     }
 
+    let invalidator =
+        Invalidator::from_config(&config.redis).context("redis.url: not a valid Redis URL")?;
+    if invalidator.is_enabled() {
+        tracing::info!(
+            channel = invalidator.channel().unwrap_or_default(),
+            "edges are notified of invalidations through redis"
+        );
+    }
+
     let rules = JwtRules {
         issuer: config.jwt.issuer.clone(),
         audience: config.jwt.audience.clone(),
@@ -94,6 +105,7 @@ pub async fn build(config: Config) -> anyhow::Result<(Router, AppState)> {
         transport_key,
         custody,
         runner,
+        invalidator,
     ));
     Ok((api::router(app.clone()), app))
 }

@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{test_video, TestApp, TestDb};
+use control_plane::db::files::{ImportedTitle, NewFile};
 use control_plane::db::now;
 use control_plane::db::users::TierName;
 use playback::keywrap::{self, KeyBinding, Purpose};
@@ -398,7 +399,8 @@ async fn internal_api_needs_the_service_token() {
     let body = json_of(res).await;
     assert_eq!(
         body,
-        json!({"videoId": file, "userId": "alice", "allowed": false, "reason": "not_ready", "drmProtected": false, "ready": false})
+        json!({"videoId": file, "userId": "alice", "allowed": false, "reason": "not_ready", "drmProtected": false, "ready": false,
+               "tier": "free", "maxConcurrentStreams": 1, "licenseDurationSecs": 3600, "licenseType": "rental"})
     );
     let res = t
         .client
@@ -801,4 +803,349 @@ async fn ladder_is_capped_at_the_source_height() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
+
+/// A ready DRM title owned by `owner` with one content key sealed by the app's custody.
+async fn ready_drm_title(t: &TestApp, owner: &str) -> (uuid::Uuid, uuid::Uuid) {
+    let video = uuid::Uuid::new_v4();
+    let key = uuid::Uuid::new_v4();
+    let sealed = t
+        .app
+        .custody
+        .seal(
+            &video.to_string(),
+            &key.to_string(),
+            &control_plane::keys::ContentKey::new([3; 16]),
+        )
+        .await
+        .unwrap();
+    let keys = vec![(key, sealed)];
+    t.app
+        .db
+        .import_title(
+            &ImportedTitle {
+                file: NewFile {
+                    id: video,
+                    owner_id: owner,
+                    name: "packaged",
+                    mime_type: "application/vnd.apple.mpegurl",
+                    size_bytes: 1,
+                    storage_path: "/nowhere",
+                },
+                drm_protected: true,
+                hls_manifest_url: "http://edge/playback/x/manifest",
+                keys: &keys,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    (video, key)
+}
+
+#[tokio::test]
+async fn entitlement_answer_carries_the_viewers_tier() {
+    let t = sqlite_app().await;
+    let (video, _) = ready_drm_title(&t, "owner").await;
+    let svc = t.service_token();
+    let ask = || async {
+        let res = t
+            .client
+            .get(t.url(&format!("/internal/v1/entitlements/{video}?userId=owner")))
+            .bearer_auth(&svc)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        json_of(res).await
+    };
+    let body = ask().await;
+    assert_eq!(
+        body,
+        json!({"videoId": video.to_string(), "userId": "owner", "allowed": false,
+               "reason": "tier_required", "drmProtected": true, "ready": true, "tier": "free",
+               "maxConcurrentStreams": 1, "licenseDurationSecs": 3600, "licenseType": "rental"})
+    );
+    t.app
+        .db
+        .subscribe("owner", TierName::Pro, now())
+        .await
+        .unwrap();
+    let body = ask().await;
+    assert_eq!(
+        (
+            &body["allowed"],
+            &body["reason"],
+            &body["tier"],
+            &body["maxConcurrentStreams"],
+            &body["licenseType"]
+        ),
+        (
+            &json!(true),
+            &json!(null),
+            &json!("pro"),
+            &json!(3),
+            &json!("rental")
+        )
+    );
+    t.app
+        .db
+        .subscribe("owner", TierName::Enterprise, now())
+        .await
+        .unwrap();
+    let body = ask().await;
+    assert_eq!(
+        (
+            &body["tier"],
+            &body["maxConcurrentStreams"],
+            &body["licenseDurationSecs"],
+            &body["licenseType"]
+        ),
+        (
+            &json!("enterprise"),
+            &json!(10),
+            &json!(3600),
+            &json!("persistent")
+        )
+    );
+}
+
+fn license_json(id: &str, video: &str, user: &str, key: Option<String>) -> Value {
+    json!({
+        "id": id, "videoId": video, "userId": user, "keyId": key,
+        "drmSystem": "clearkey", "licenseType": "rental",
+        "issuedAt": 1_700_000_000u64, "expiresAt": 1_700_003_600u64, "deviceId": null
+    })
+}
+
+#[tokio::test]
+async fn licenses_are_recorded_idempotently_on_both_databases() {
+    for db in TestDb::all().await {
+        let label = db.label;
+        let t = TestApp::start(db, |_| {}).await;
+        let (video, key) = ready_drm_title(&t, "owner").await;
+        let svc = t.service_token();
+        let post = |body: Value, token: Option<String>| {
+            let mut req = t.client.post(t.url("/internal/v1/licenses")).json(&body);
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            req.send()
+        };
+        let res = post(json!({"licenses": []}), None).await.unwrap();
+        assert_eq!(res.status(), 401);
+        assert_error(&json_of(res).await, "unauthorized");
+        let res = post(json!({"licenses": []}), Some(t.token("owner")))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "a viewer JWT is not the service token");
+
+        let (a, b) = (
+            uuid::Uuid::new_v4().to_string(),
+            uuid::Uuid::new_v4().to_string(),
+        );
+        let unknown = uuid::Uuid::new_v4().to_string();
+        let mut bad_type = license_json(
+            &uuid::Uuid::new_v4().to_string(),
+            &video.to_string(),
+            "v",
+            None,
+        );
+        bad_type["licenseType"] = json!("lease");
+        let batch = json!({"licenses": [
+            license_json(&a, &video.to_string(), "new-viewer", Some(key.to_string())),
+            license_json(&b, &video.to_string(), "new-viewer", None),
+            license_json(&unknown, &uuid::Uuid::new_v4().to_string(), "v", None),
+            bad_type.clone(),
+            {"id": "not-a-uuid"},
+        ]});
+        let res = post(batch.clone(), Some(svc.clone())).await.unwrap();
+        assert_eq!(res.status(), 200, "{label}");
+        let body = json_of(res).await;
+        assert_eq!(body["recorded"], 2, "{label}: {body}");
+        assert_eq!(body["duplicates"], 0);
+        let rejected = body["rejected"].as_array().unwrap();
+        assert_eq!(rejected.len(), 3, "{body}");
+        assert!(rejected.contains(&json!({"id": unknown, "reason": "unknown_video"})));
+        assert!(rejected.contains(&json!({"id": bad_type["id"], "reason": "unknown_license_type"})));
+        assert!(rejected.contains(&json!({"id": "not-a-uuid", "reason": "invalid_record"})));
+        assert!(t.app.db.user_exists("new-viewer").await.unwrap());
+        let stored = t.app.db.license(a.parse().unwrap()).await.unwrap().unwrap();
+        assert_eq!(stored.key_id, Some(key));
+        assert_eq!(stored.issued_at.unix_timestamp(), 1_700_000_000);
+
+        // The edge's outbox replays the batch: duplicates, not errors, nothing written twice.
+        let res = post(batch, Some(svc.clone())).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body = json_of(res).await;
+        assert_eq!(
+            (&body["recorded"], &body["duplicates"]),
+            (&json!(0), &json!(2)),
+            "{label}: {body}"
+        );
+        assert_eq!(t.app.db.count_licenses_for(video).await.unwrap(), 2);
+
+        // Bounds: 500 records per batch, 1 MiB per body; the shape is checked.
+        let many: Vec<Value> = (0..501)
+            .map(|_| {
+                license_json(
+                    &uuid::Uuid::new_v4().to_string(),
+                    &video.to_string(),
+                    "v",
+                    None,
+                )
+            })
+            .collect();
+        let res = post(json!({"licenses": many}), Some(svc.clone()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 413);
+        assert_error(&json_of(res).await, "payload_too_large");
+        let huge = json!({"licenses": [], "padding": "x".repeat(2 * 1024 * 1024)});
+        let res = post(huge, Some(svc.clone())).await.unwrap();
+        assert_eq!(res.status(), 413);
+        assert_error(&json_of(res).await, "payload_too_large");
+        let res = post(json!({"records": []}), Some(svc.clone()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+        assert_error(&json_of(res).await, "invalid_request");
+        let full: Vec<Value> = (0..500)
+            .map(|_| {
+                license_json(
+                    &uuid::Uuid::new_v4().to_string(),
+                    &video.to_string(),
+                    "v",
+                    None,
+                )
+            })
+            .collect();
+        let res = post(json!({"licenses": full}), Some(svc)).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(json_of(res).await["recorded"], 500, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn admin_revokes_keys_and_sets_subscriptions() {
+    let t = sqlite_app().await;
+    let (video, key) = ready_drm_title(&t, "owner").await;
+    let revoke_url = t.url(&format!("/admin/v1/videos/{video}/keys/{key}/revoke"));
+    let res = t.client.post(&revoke_url).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_error(&json_of(res).await, "missing_token");
+    let res = t
+        .client
+        .post(&revoke_url)
+        .bearer_auth(t.token("owner"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_error(&json_of(res).await, "admin_required");
+    let admin = t.admin_token("root");
+    for url in [
+        format!(
+            "/admin/v1/videos/{video}/keys/{}/revoke",
+            uuid::Uuid::new_v4()
+        ),
+        format!(
+            "/admin/v1/videos/{}/keys/{key}/revoke",
+            uuid::Uuid::new_v4()
+        ),
+        format!("/admin/v1/videos/{video}/keys/nope/revoke"),
+    ] {
+        let res = t
+            .client
+            .post(t.url(&url))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{url}");
+        assert_error(&json_of(res).await, "not_found");
+    }
+
+    let res = t
+        .client
+        .post(&revoke_url)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let first = json_of(res).await;
+    assert_eq!(first["videoId"], video.to_string());
+    assert_eq!(first["keyId"], key.to_string());
+    assert_eq!(first["alreadyRevoked"], false);
+    assert_eq!(first["edgesNotified"], false, "no [redis]: nobody was told");
+    let revoked_at = first["revokedAt"].as_str().unwrap().to_string();
+    time::OffsetDateTime::parse(&revoked_at, &time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let res = t
+        .client
+        .post(&revoke_url)
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let again = json_of(res).await;
+    assert_eq!(
+        (&again["alreadyRevoked"], &again["revokedAt"]),
+        (&json!(true), &json!(revoked_at))
+    );
+    // Edges now get 410 for it.
+    let res = t
+        .client
+        .get(t.url(&format!("/internal/v1/videos/{video}/keys/{key}")))
+        .bearer_auth(t.service_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 410);
+
+    let sub_url = t.url("/admin/v1/users/new-user/subscription");
+    let put =
+        |body: Value, token: String| t.client.put(&sub_url).bearer_auth(token).json(&body).send();
+    let res = put(json!({"tier": "pro"}), t.token("owner")).await.unwrap();
+    assert_eq!(res.status(), 403);
+    let res = put(json!({"tier": "gold"}), admin.clone()).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_error(&json_of(res).await, "invalid_request");
+    assert!(!t.app.db.user_exists("new-user").await.unwrap());
+    let res = put(json!({"tier": "enterprise"}), admin.clone())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        json_of(res).await,
+        json!({"userId": "new-user", "tier": "enterprise", "edgesNotified": false})
+    );
+    let tier = t
+        .app
+        .db
+        .active_tier("new-user", now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tier.name, "enterprise");
+    let res = put(json!({"tier": "free"}), admin.clone()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let tier = t
+        .app
+        .db
+        .active_tier("new-user", now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tier.name, "free");
+    let res = t
+        .client
+        .put(t.url("/admin/v1/users/%0A/subscription"))
+        .bearer_auth(&admin)
+        .json(&json!({"tier": "pro"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
 }

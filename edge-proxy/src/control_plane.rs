@@ -2,27 +2,62 @@
 //! wrapped content keys.
 //!
 //! Calls carry `Authorization: Bearer <service token>` and a timeout
-//! (`control_plane.timeout_ms`). Entitlements are cached in moka per (user, video): allowed
-//! answers for `cache.entitlement_ttl_secs`, refusals for the shorter
-//! `cache.negative_ttl_secs` so a fresh grant is seen quickly. Failures to reach the control
-//! plane are never cached. Log lines name the endpoint and the failure, never the token.
+//! (`control_plane.timeout_ms`). Entitlements are cached per (user, video) in two layers:
+//! moka in process (L1) and, with `[redis]`, a hash `{prefix}l2:ent:{userId}` shared by every
+//! edge (L2, field = video id, value = the answer and its expiry). Allowed answers live
+//! `cache.entitlement_ttl_secs`, refusals the shorter `cache.negative_ttl_secs` so a fresh grant
+//! is seen quickly. The control plane deletes the L2 hash and announces an invalidation when a
+//! subscription changes; [`crate::invalidation`] then drops the L1 entries here. Failures to
+//! reach the control plane are never cached. Log lines name the endpoint and the failure, never
+//! the token.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 use moka::Expiry;
+use playback::license::policy::{LicenseKind, LicensePolicy};
 use playback::Reason;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{CacheConfig, ControlPlaneConfig};
+use crate::edge::now_unix;
 use crate::metrics::Metrics;
+use crate::redis_link::RedisLink;
 
 /// The control plane's answer to "may this user play this video?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entitlement {
-    Allowed,
+    Allowed(Terms),
     Denied(Reason),
+}
+
+/// What an allowed viewer's tier grants on a title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Terms {
+    /// Concurrent streams the viewer may have open; 0 = no limit.
+    pub max_streams: u32,
+    pub license: LicensePolicy,
+}
+
+impl Terms {
+    /// Terms when the control plane names none (an older control plane): no stream limit and
+    /// the default one-hour rental.
+    pub const UNSPECIFIED: Terms = Terms {
+        max_streams: 0,
+        license: LicensePolicy::DEFAULT,
+    };
+}
+
+/// An entitlement as kept in the shared L2 hash.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SharedEntitlement {
+    terms: Option<Terms>,
+    reason: Option<String>,
+    /// Unix time after which the entry is stale.
+    until: u64,
 }
 
 /// The control plane's answer to "what is this content key?".
@@ -45,6 +80,9 @@ pub struct ControlPlane {
     bearer: String,
     http: reqwest::Client,
     entitlements: Cache<(String, String), Entitlement>,
+    shared: Option<Arc<RedisLink>>,
+    allowed_ttl: Duration,
+    denied_ttl: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -53,6 +91,9 @@ pub struct ControlPlane {
 struct EntitlementBody {
     allowed: bool,
     reason: Option<String>,
+    max_concurrent_streams: Option<u32>,
+    license_duration_secs: Option<u64>,
+    license_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -75,7 +116,7 @@ impl Expiry<(String, String), Entitlement> for EntitlementExpiry {
         _now: Instant,
     ) -> Option<Duration> {
         Some(match value {
-            Entitlement::Allowed => self.allowed,
+            Entitlement::Allowed(_) => self.allowed,
             Entitlement::Denied(_) => self.denied,
         })
     }
@@ -87,6 +128,7 @@ impl ControlPlane {
         config: &ControlPlaneConfig,
         cache: &CacheConfig,
         service_token: &str,
+        shared: Option<Arc<RedisLink>>,
         metrics: Arc<Metrics>,
     ) -> Result<ControlPlane, reqwest::Error> {
         let timeout = Duration::from_millis(config.timeout_ms);
@@ -95,20 +137,49 @@ impl ControlPlane {
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let allowed_ttl = Duration::from_secs(cache.entitlement_ttl_secs);
+        let denied_ttl = Duration::from_secs(cache.negative_ttl_secs);
         let entitlements = Cache::builder()
             .max_capacity(cache.max_entries)
             .expire_after(EntitlementExpiry {
-                allowed: Duration::from_secs(cache.entitlement_ttl_secs),
-                denied: Duration::from_secs(cache.negative_ttl_secs),
+                allowed: allowed_ttl,
+                denied: denied_ttl,
             })
+            .support_invalidation_closures()
             .build();
         Ok(ControlPlane {
             base_url: config.url.trim_end_matches('/').to_string(),
             bearer: format!("Bearer {service_token}"),
             http,
             entitlements,
+            shared,
+            allowed_ttl,
+            denied_ttl,
             metrics,
         })
+    }
+
+    /// Drops cached answers for `user_id` (one title, or all of them) from L1.
+    pub fn forget_entitlements(&self, user_id: &str, video_id: Option<&str>) {
+        match video_id {
+            Some(video) => {
+                let key = (user_id.to_string(), video.to_string());
+                self.entitlements
+                    .invalidate_entries_if(move |k, _| *k == key)
+            }
+            None => {
+                let user = user_id.to_string();
+                self.entitlements
+                    .invalidate_entries_if(move |k, _| k.0 == user)
+            }
+        }
+        .map(|_| ())
+        .unwrap_or_else(|e| tracing::error!(error = %e, "could not drop cached entitlements"));
+    }
+
+    /// Drops every cached answer from L1 (after missing invalidations while Redis was away).
+    pub fn forget_all_entitlements(&self) {
+        self.entitlements.invalidate_all();
     }
 
     /// Whether `user_id` may play `video_id`, from the cache or the control plane.
@@ -123,9 +194,87 @@ impl ControlPlane {
             return Ok(hit);
         }
         self.metrics.cache_lookup("entitlement", false);
+        if let Some(hit) = self.shared_entitlement(user_id, video_id).await {
+            self.entitlements.insert(key, hit).await;
+            return Ok(hit);
+        }
         let answer = self.fetch_entitlement(user_id, video_id).await?;
         self.entitlements.insert(key, answer).await;
+        self.share_entitlement(user_id, video_id, answer);
         Ok(answer)
+    }
+
+    /// The L2 answer, when Redis has a fresh one.
+    async fn shared_entitlement(&self, user_id: &str, video_id: &str) -> Option<Entitlement> {
+        let link = self.shared.as_ref()?;
+        let hash = link.key(&format!("l2:ent:{user_id}"));
+        let field = video_id.to_string();
+        let raw: Option<String> = link
+            .run("entitlement l2", |mut c| async move {
+                redis::cmd("HGET")
+                    .arg(hash)
+                    .arg(field)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await
+            .ok()
+            .flatten();
+        let entry = raw.and_then(|raw| serde_json::from_str::<SharedEntitlement>(&raw).ok());
+        let answer = match entry {
+            Some(entry) if entry.until > now_unix() => match (entry.terms, entry.reason) {
+                (Some(terms), _) => Some(Entitlement::Allowed(terms)),
+                (None, Some(code)) => Reason::from_code(&code).map(Entitlement::Denied),
+                (None, None) => None,
+            },
+            _ => None,
+        };
+        self.metrics
+            .cache_lookup("entitlement_l2", answer.is_some());
+        answer
+    }
+
+    /// Writes `answer` to L2 in the background (the response does not wait for Redis).
+    fn share_entitlement(&self, user_id: &str, video_id: &str, answer: Entitlement) {
+        let Some(link) = self.shared.clone() else {
+            return;
+        };
+        let ttl = match answer {
+            Entitlement::Allowed(_) => self.allowed_ttl,
+            Entitlement::Denied(_) => self.denied_ttl,
+        };
+        let entry = match answer {
+            Entitlement::Allowed(terms) => SharedEntitlement {
+                terms: Some(terms),
+                reason: None,
+                until: now_unix() + ttl.as_secs(),
+            },
+            Entitlement::Denied(reason) => SharedEntitlement {
+                terms: None,
+                reason: Some(reason.code().to_string()),
+                until: now_unix() + ttl.as_secs(),
+            },
+        };
+        let Ok(value) = serde_json::to_string(&entry) else {
+            return;
+        };
+        let hash = link.key(&format!("l2:ent:{user_id}"));
+        let field = video_id.to_string();
+        // The hash outlives its longest entry; each entry carries its own expiry.
+        let hash_ttl = self.allowed_ttl.max(self.denied_ttl).as_secs().max(1);
+        tokio::spawn(async move {
+            let _ = link
+                .run("entitlement l2", |mut c| async move {
+                    redis::pipe()
+                        .hset(&hash, field, value)
+                        .ignore()
+                        .expire(&hash, hash_ttl as i64)
+                        .ignore()
+                        .query_async::<()>(&mut c)
+                        .await
+                })
+                .await;
+        });
     }
 
     async fn fetch_entitlement(
@@ -152,7 +301,21 @@ impl ControlPlane {
             .await
             .map_err(|e| unavailable("entitlements", &e))?;
         if body.allowed {
-            return Ok(Entitlement::Allowed);
+            let license = LicensePolicy {
+                kind: body
+                    .license_type
+                    .as_deref()
+                    .and_then(LicenseKind::parse)
+                    .unwrap_or(LicensePolicy::DEFAULT.kind),
+                duration_secs: body
+                    .license_duration_secs
+                    .filter(|secs| *secs > 0)
+                    .unwrap_or(LicensePolicy::DEFAULT.duration_secs),
+            };
+            return Ok(Entitlement::Allowed(Terms {
+                max_streams: body.max_concurrent_streams.unwrap_or(0),
+                license,
+            }));
         }
         let reason = body
             .reason

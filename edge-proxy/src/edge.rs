@@ -12,9 +12,12 @@ use crate::sessions::cloudfront_memo::VerifiedSignatures;
 
 use crate::config::{ConfigError, EdgeConfig, Secrets};
 use crate::control_plane::ControlPlane;
+use crate::drm::Drm;
+use crate::invalidation::Invalidations;
 use crate::keys::ContentKeys;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
+use crate::redis_link::RedisLink;
 use crate::revocation::Revocations;
 use crate::sessions::Sessions;
 use crate::viewer::ViewerAuth;
@@ -35,7 +38,13 @@ pub struct Edge {
     pub denial_header: bool,
     pub origin: Origin,
     pub control_plane: Arc<ControlPlane>,
-    pub keys: ContentKeys,
+    pub keys: Arc<ContentKeys>,
+    /// License endpoints: limits, events, the license outbox, DRM systems.
+    pub drm: Drm,
+    /// The shared Redis for L2 caches, limits and events (`None` without `[redis] url`).
+    pub redis: Option<Arc<RedisLink>>,
+    /// What invalidation messages from the control plane reach.
+    pub invalidations: Arc<Invalidations>,
     pub metrics: Arc<Metrics>,
     /// `server.public_base_url` without a trailing slash.
     pub public_base_url: String,
@@ -50,10 +59,18 @@ impl Edge {
     /// Builds the state from a validated configuration and its secrets.
     pub fn new(config: &EdgeConfig, secrets: Secrets) -> Result<Edge, ConfigError> {
         let metrics = Arc::new(Metrics::new());
+        let redis = RedisLink::from_config(&config.redis)
+            .map_err(|e| ConfigError::Invalid {
+                key: "redis.url",
+                problem: format!("is not usable: {e}"),
+                fix: "write e.g. \"redis://127.0.0.1:6379\", or \"\" to run without Redis".into(),
+            })?
+            .map(Arc::new);
         let control_plane = ControlPlane::new(
             &config.control_plane,
             &config.cache,
             &secrets.service_token,
+            redis.clone(),
             metrics.clone(),
         )
         .map_err(|e| ConfigError::Invalid {
@@ -62,12 +79,19 @@ impl Edge {
             fix: "check the TLS setup of this machine".into(),
         })?;
         let control_plane = Arc::new(control_plane);
-        let keys = ContentKeys::new(
+        let keys = Arc::new(ContentKeys::new(
             control_plane.clone(),
             secrets.key_transport_key,
             &config.cache,
+            redis.clone(),
             metrics.clone(),
-        );
+        ));
+        let drm = Drm::new(config, redis.clone(), &secrets.service_token)?;
+        let invalidations = Arc::new(Invalidations {
+            control_plane: control_plane.clone(),
+            keys: keys.clone(),
+            responses: drm.responses.clone(),
+        });
         let service_token_digest = sha2::Sha256::digest(secrets.service_token.as_bytes()).into();
         Ok(Edge {
             service_token_digest,
@@ -84,6 +108,9 @@ impl Edge {
             origin: Origin::from_config(&config.origin)?,
             control_plane,
             keys,
+            drm,
+            redis,
+            invalidations,
             metrics,
             public_base_url: config.public_base_url().to_string(),
             cors_allow_origin: Some(config.server.cors_allow_origin.clone())

@@ -59,6 +59,30 @@ pub enum EdgeError {
     /// An internal endpoint was called without the service token.
     #[error("service token required")]
     ServiceTokenRequired,
+    /// A rate or stream limit was hit; the client may retry after `retry_after_secs`.
+    #[error("limited: {}", .reason.code())]
+    Limited {
+        reason: Reason,
+        retry_after_secs: u64,
+    },
+    /// A license request (CDM message) is malformed; `code` names what, never the bytes.
+    #[error("invalid license request: {code}")]
+    BadLicenseRequest { code: &'static str, detail: String },
+    /// The DRM system is not configured on this edge.
+    #[error("{0} is not configured")]
+    DrmSystemUnavailable(&'static str),
+    /// The license provider refused the challenge as malformed (the client's fault).
+    #[error("provider refused the challenge: {0}")]
+    ProviderRejected(&'static str),
+    /// The license provider failed, refused our credentials, or could not be reached.
+    #[error("provider failed: {0}")]
+    ProviderFailed(&'static str),
+    /// The request body exceeds the endpoint's limit.
+    #[error("body larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    /// The license could not be recorded in the outbox, so it is not issued.
+    #[error("license record unavailable")]
+    LicenseRecordUnavailable,
 }
 
 impl EdgeError {
@@ -81,6 +105,12 @@ impl EdgeError {
             EdgeError::InvalidRequest(_) => 400,
             EdgeError::RevocationStoreUnavailable => 503,
             EdgeError::ServiceTokenRequired => 401,
+            EdgeError::Limited { .. } => 429,
+            EdgeError::BadLicenseRequest { .. } | EdgeError::ProviderRejected(_) => 400,
+            EdgeError::DrmSystemUnavailable(_) => 404,
+            EdgeError::ProviderFailed(_) => 502,
+            EdgeError::LicenseRecordUnavailable => 503,
+            EdgeError::BodyTooLarge { .. } => 413,
         }
     }
 
@@ -101,6 +131,13 @@ impl EdgeError {
             EdgeError::InvalidRequest(_) => "invalid_request",
             EdgeError::RevocationStoreUnavailable => "revocation_store_unavailable",
             EdgeError::ServiceTokenRequired => "unauthorized",
+            EdgeError::Limited { reason, .. } => reason.code(),
+            EdgeError::BadLicenseRequest { code, .. } => code,
+            EdgeError::DrmSystemUnavailable(_) => "drm_system_unavailable",
+            EdgeError::ProviderRejected(code) => code,
+            EdgeError::ProviderFailed(code) => code,
+            EdgeError::LicenseRecordUnavailable => "license_record_unavailable",
+            EdgeError::BodyTooLarge { .. } => "body_too_large",
         }
     }
 
@@ -114,7 +151,7 @@ impl EdgeError {
                 "The path must be a plain relative file path without dot segments, empty segments, backslashes or encoded slashes.".into()
             }
             EdgeError::NotFound => "Nothing is served at this path.".into(),
-            EdgeError::MethodNotAllowed => "Only GET and HEAD are allowed here.".into(),
+            EdgeError::MethodNotAllowed => "This method is not allowed at this path.".into(),
             EdgeError::PlaylistTooLarge { limit } => {
                 format!("The origin's playlist is larger than the edge's limit of {limit} bytes.")
             }
@@ -133,6 +170,26 @@ impl EdgeError {
             EdgeError::ServiceTokenRequired => {
                 "This endpoint needs `Authorization: Bearer <service token>`.".into()
             }
+            EdgeError::Limited { reason, .. } => reason.message().to_string(),
+            EdgeError::BadLicenseRequest { detail, .. } => {
+                format!("The license request is invalid: {detail}.")
+            }
+            EdgeError::DrmSystemUnavailable(system) => {
+                format!("{system} licenses are not configured on this edge.")
+            }
+            EdgeError::ProviderRejected(_) => {
+                "The license service refused the license challenge as invalid.".into()
+            }
+            EdgeError::ProviderFailed(_) => {
+                "The license service failed or could not be reached; try again shortly.".into()
+            }
+            EdgeError::LicenseRecordUnavailable => {
+                "The license could not be recorded, so it was not issued; try again shortly."
+                    .into()
+            }
+            EdgeError::BodyTooLarge { limit } => {
+                format!("The request body is larger than this endpoint's limit of {limit} bytes.")
+            }
         }
     }
 
@@ -140,6 +197,7 @@ impl EdgeError {
     pub fn denial(&self) -> Option<Reason> {
         match self {
             EdgeError::Jwt(r) | EdgeError::UrlToken(r) | EdgeError::Denied(r) => Some(*r),
+            EdgeError::Limited { reason, .. } => Some(*reason),
             _ => None,
         }
     }
@@ -156,6 +214,8 @@ fn denial_status(reason: Reason) -> u16 {
         Reason::NotFound => 404,
         Reason::NotReady => 409,
         Reason::KeyRevoked => 410,
+        Reason::UnknownKid => 404,
+        Reason::RateLimited | Reason::StreamLimit => 429,
         _ => 403,
     }
 }
@@ -177,6 +237,20 @@ mod tests {
         assert_eq!(EdgeError::ControlPlaneUnavailable.status(), 503);
         assert_eq!(EdgeError::BadPath.status(), 400);
         assert_eq!(EdgeError::PlaylistTooLarge { limit: 1 }.status(), 502);
+        let limited = EdgeError::Limited {
+            reason: Reason::StreamLimit,
+            retry_after_secs: 3,
+        };
+        assert_eq!((limited.status(), limited.code()), (429, "stream_limit"));
+        assert_eq!(EdgeError::Denied(Reason::UnknownKid).status(), 404);
+        assert_eq!(
+            EdgeError::ProviderFailed("drm_provider_unavailable").status(),
+            502
+        );
+        assert_eq!(
+            EdgeError::ProviderRejected("invalid_license_challenge").status(),
+            400
+        );
     }
 
     #[test]

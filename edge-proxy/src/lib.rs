@@ -11,18 +11,28 @@
 //! - `edge-proxy explain` ([`explain`]) says why a token or URL passes or fails;
 //! - HLS paths are proven safe by `playback::hls::AssetPath`; files come from [`origin`];
 //! - content keys are unwrapped in [`keys`]; entitlements come from [`control_plane`];
+//! - licenses are built in [`drm`] (ClearKey, FairPlay, Widevine/PlayReady via a provider),
+//!   with limits in [`limits`], events in [`analytics`], license records in
+//!   [`license_ledger`]; the shared Redis is [`redis_link`], and [`invalidation`] applies the
+//!   control plane's key and entitlement invalidations;
 //! - the Pingora phases are in [`proxy`]; configuration in [`config`].
 
+pub mod analytics;
 pub mod config;
 pub mod control_plane;
 pub mod credentials;
+pub mod drm;
 pub mod edge;
 pub mod errors;
 pub mod explain;
+pub mod invalidation;
 pub mod keys;
+pub mod license_ledger;
+pub mod limits;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;
+pub mod redis_link;
 pub mod reply;
 pub mod revocation;
 pub mod route;

@@ -22,8 +22,13 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
+use edge_proxy::analytics::Analytics;
 use edge_proxy::config::{EdgeConfig, Secrets};
 use edge_proxy::edge::Edge;
+use edge_proxy::invalidation::Invalidations;
+use edge_proxy::license_ledger::LicenseLedger;
+use edge_proxy::limits::streams::Streams;
+use edge_proxy::redis_link::RedisLink;
 use edge_proxy::revocation::Revocations;
 
 /// Longest the final shutdown step may take after the grace period (SIGTERM).
@@ -82,6 +87,13 @@ fn build(cli: &Cli) -> Result<Server, String> {
     let edge = Edge::new(&config, secrets).map_err(|e| e.to_string())?;
     let revocations = edge.revocations.clone();
     load_revocations(&revocations);
+    let drm_tasks = DrmTasks {
+        streams: edge.drm.streams.clone(),
+        analytics: edge.drm.analytics.clone(),
+        ledger: edge.drm.ledger.clone(),
+        invalidations: edge.invalidations.clone(),
+        redis: edge.redis.clone(),
+    };
 
     let server_conf = ServerConf {
         threads: config.server.threads,
@@ -99,6 +111,7 @@ fn build(cli: &Cli) -> Result<Server, String> {
         "listen announcer",
         ListenAnnouncer { listen },
     ));
+    server.add_service(background_service("drm background", drm_tasks));
     if revocations.is_shared() {
         server.add_service(background_service(
             "revocation follower",
@@ -144,6 +157,41 @@ impl BackgroundService for RevocationFollower {
         tokio::select! {
             () = self.revocations.clone().follow() => {}
             _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// The license path's background work: stream heartbeats, the analytics writer, the license
+/// outbox replay and, with Redis, the invalidation follower.
+struct DrmTasks {
+    streams: Arc<Streams>,
+    analytics: Analytics,
+    ledger: Arc<LicenseLedger>,
+    invalidations: Arc<Invalidations>,
+    redis: Option<Arc<RedisLink>>,
+}
+
+#[async_trait]
+impl BackgroundService for DrmTasks {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        self.streams.spawn_heartbeats();
+        self.analytics.spawn();
+        self.ledger.spawn();
+        match &self.redis {
+            Some(link) => {
+                tokio::select! {
+                    () = self.invalidations.clone().follow(link.clone()) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            None => {
+                let _ = shutdown.changed().await;
+            }
+        }
+        // Shutting down: deliver buffered events and make the outbox durable.
+        self.analytics.flush().await;
+        if let Err(e) = self.ledger.sync() {
+            tracing::error!(error = %e, "license outbox could not be synced at shutdown");
         }
     }
 }

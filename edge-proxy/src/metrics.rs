@@ -2,16 +2,25 @@
 //!
 //! - `edge_requests_total{route,status}` and `edge_request_duration_seconds{route}`: every
 //!   request, recorded once in the `logging` phase.
-//! - `edge_cache_total{cache,result}`: hit/miss per in-process cache (`entitlement`,
-//!   `content_key`, `verified_jwt`, `cloudfront_signature`).
+//! - `edge_cache_total{cache,result}`: hit/miss per cache and layer: in process (L1)
+//!   `entitlement`, `content_key`, `verified_jwt`, `cloudfront_signature`, `license_response`;
+//!   shared in Redis (L2) `entitlement_l2`, `wrapped_key_l2`.
 //! - `edge_denials_total{reason}`: refusals by machine reason code.
+//! - `edge_licenses_total{system}`: licenses and keys issued, by DRM system.
+//! - `edge_redis_up`: 1 while the shared Redis answers, 0 while the edge serves from L1 and
+//!   the control plane alone.
+//! - `edge_license_outbox_pending`: issued licenses not yet acknowledged by the control plane.
+//! - `edge_events_written` / `edge_events_dropped`: analytics events delivered / dropped since
+//!   start.
+//! - `edge_provider_exchanges{system,connection}`: requests to the Widevine / PlayReady service
+//!   on a `new` or a `pooled` (warm) upstream connection, since start.
 //!
 //! Labels are bounded sets (route labels, status codes, reason codes); never ids or tokens.
 
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 /// The edge's metric families, registered in their own registry.
@@ -21,15 +30,27 @@ pub struct Metrics {
     duration: HistogramVec,
     cache: IntCounterVec,
     denials: IntCounterVec,
+    licenses: IntCounterVec,
+    redis_up: IntGauge,
+    outbox_pending: IntGauge,
+    events_written: IntGauge,
+    events_dropped: IntGauge,
+    provider_exchanges: prometheus::IntGaugeVec,
 }
 
-/// Names of the in-process caches, as used in the `cache` label.
-pub const CACHES: [&str; 4] = [
+/// Names of the caches, as used in the `cache` label (`_l2` = shared in Redis).
+pub const CACHES: [&str; 7] = [
     "entitlement",
     "content_key",
     "verified_jwt",
     "cloudfront_signature",
+    "license_response",
+    "entitlement_l2",
+    "wrapped_key_l2",
 ];
+
+/// DRM systems, as used in the `system` label.
+pub const DRM_SYSTEMS: [&str; 5] = ["clearkey", "aes128", "fairplay", "widevine", "playready"];
 
 impl Metrics {
     /// Registers every family and pre-creates the cache and denial series at zero.
@@ -67,7 +88,56 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
-        for collector in [&requests, &cache, &denials] {
+        let licenses = IntCounterVec::new(
+            Opts::new(
+                "edge_licenses_total",
+                "Licenses and content keys issued, by DRM system.",
+            ),
+            &["system"],
+        )
+        .expect("valid metric");
+        let redis_up = IntGauge::new(
+            "edge_redis_up",
+            "1 while the shared Redis answers; 0 while the edge serves from local state.",
+        )
+        .expect("valid metric");
+        let gauge = |name: &str, help: &str| {
+            let gauge = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(gauge.clone()))
+                .expect("unique metric");
+            gauge
+        };
+        let outbox_pending = gauge(
+            "edge_license_outbox_pending",
+            "Issued licenses not yet acknowledged by the control plane.",
+        );
+        let events_written = gauge(
+            "edge_events_written",
+            "Analytics events delivered since start.",
+        );
+        let events_dropped = gauge(
+            "edge_events_dropped",
+            "Analytics events dropped since start (full buffer or bus unavailable).",
+        );
+        let provider_exchanges = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "edge_provider_exchanges",
+                "Requests to a license provider since start, by system and connection (new|pooled).",
+            ),
+            &["system", "connection"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(provider_exchanges.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(redis_up.clone()))
+            .expect("unique metric");
+        for system in DRM_SYSTEMS {
+            licenses.with_label_values(&[system]);
+        }
+        for collector in [&requests, &cache, &denials, &licenses] {
             registry
                 .register(Box::new(collector.clone()))
                 .expect("unique metric");
@@ -89,7 +159,42 @@ impl Metrics {
             duration,
             cache,
             denials,
+            licenses,
+            redis_up,
+            outbox_pending,
+            events_written,
+            events_dropped,
+            provider_exchanges,
         }
+    }
+
+    /// Sets `edge_provider_exchanges` for `system` from its (new, pooled) counts.
+    pub fn set_provider_exchanges(&self, system: &str, (new, pooled): (u64, u64)) {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.provider_exchanges
+            .with_label_values(&[system, "new"])
+            .set(clamp(new));
+        self.provider_exchanges
+            .with_label_values(&[system, "pooled"])
+            .set(clamp(pooled));
+    }
+
+    /// Sets the outbox and analytics gauges (read from their owners at scrape time).
+    pub fn set_delivery(&self, outbox_pending: u64, events_written: u64, events_dropped: u64) {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.outbox_pending.set(clamp(outbox_pending));
+        self.events_written.set(clamp(events_written));
+        self.events_dropped.set(clamp(events_dropped));
+    }
+
+    /// Records one issued license or key (`system` from [`DRM_SYSTEMS`]).
+    pub fn license_issued(&self, system: &'static str) {
+        self.licenses.with_label_values(&[system]).inc();
+    }
+
+    /// Sets `edge_redis_up`.
+    pub fn set_redis_up(&self, up: bool) {
+        self.redis_up.set(i64::from(up));
     }
 
     /// Records one finished request.

@@ -17,12 +17,13 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 
+use crate::analytics::Event;
 use crate::edge::Edge;
 use crate::errors::EdgeError;
 use crate::origin::{Origin, OriginError};
 use crate::reply::Reply;
 use crate::route::Route;
-use crate::serve::{self, admin, Outcome, Subject, UpstreamTarget};
+use crate::serve::{self, Outcome, Subject, UpstreamTarget};
 use crate::sessions::propagation::redact_path;
 
 /// Per-request state shared across phases.
@@ -65,12 +66,12 @@ impl ProxyHttp for Edge {
             .client_addr()
             .and_then(|addr| addr.as_inet())
             .map(|addr| addr.ip().to_canonical());
-        let body = match route {
-            Route::AdminRevocations if session.req_header().method == http::Method::POST => {
-                read_body(session, admin::MAX_BODY).await
-            }
-            _ => Ok(None),
+        let body = match serve::body_limit(self, &route, &session.req_header().method) {
+            Some(limit) => read_body(session, limit).await,
+            None => Ok(None),
         };
+        let reports_errors = route.is_license()
+            || matches!(route, Route::Key { .. } | Route::PlaybackManifest { .. });
         let outcome = match body {
             Ok(body) => {
                 serve::dispatch(self, route, session.req_header(), body, &mut ctx.subject).await
@@ -85,6 +86,15 @@ impl ProxyHttp for Edge {
             Ok(Outcome::Reply(reply)) => reply,
             Err(error) => {
                 ctx.denial = error.denial().map(|r| r.code());
+                if reports_errors {
+                    self.drm.analytics.emit(Event::playback_error(
+                        ctx.subject.user_id.as_deref(),
+                        ctx.subject.video_id.as_deref(),
+                        ctx.subject.session_id.as_deref(),
+                        error.code(),
+                        error.status(),
+                    ));
+                }
                 self.refusal(&error, &mut ctx.subject)
             }
         };
@@ -214,6 +224,7 @@ impl ProxyHttp for Edge {
             videoId = ctx.subject.video_id.as_deref(),
             userId = ctx.subject.user_id.as_deref(),
             sessionId = ctx.subject.session_id.as_deref(),
+            licenseId = ctx.subject.license_id.as_deref(),
             denial = ctx.denial,
             denialDetail = ctx.subject.denial_detail.as_deref(),
             "request"
@@ -261,16 +272,14 @@ impl Edge {
     }
 }
 
-/// Reads a request body of at most `limit` bytes (admin endpoints only).
+/// Reads a request body of at most `limit` bytes (admin and license endpoints only).
 async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>, EdgeError> {
     let mut body = bytes::BytesMut::new();
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > limit {
-                    return Err(EdgeError::InvalidRequest(format!(
-                        "the body is larger than {limit} bytes"
-                    )));
+                    return Err(EdgeError::BodyTooLarge { limit });
                 }
                 body.extend_from_slice(&chunk);
             }

@@ -47,7 +47,10 @@ impl Reply {
         let reply = Reply::bytes(error.status(), "application/json", error.body())
             .header("cache-control", "no-store");
         match error {
-            EdgeError::MethodNotAllowed => reply.header("allow", "GET, HEAD"),
+            EdgeError::MethodNotAllowed => reply.header("allow", "GET, HEAD, POST, DELETE"),
+            EdgeError::Limited {
+                retry_after_secs, ..
+            } => reply.header("retry-after", retry_after_secs.max(&1).to_string()),
             _ => reply,
         }
     }

@@ -30,6 +30,20 @@ pub enum Route {
     /// `GET /internal/v1/revocations`: the current deny-list, for proxy-wasm filters and other
     /// edges (service token).
     InternalRevocations,
+    /// `POST /drm/license`: the generic license endpoint, `{videoId, licenseRequest, drmSystem}`.
+    DrmLicense,
+    /// `POST /drm/clearkey/{videoId}`: W3C ClearKey license request in, JWK set out.
+    ClearKey { video_id: String },
+    /// `POST /drm/widevine/{videoId}`: a Widevine challenge, forwarded to the provider.
+    Widevine { video_id: String },
+    /// `POST /drm/playready/{videoId}`: a PlayReady challenge, forwarded to the provider.
+    PlayReady { video_id: String },
+    /// `GET /fps/certificate`: the FairPlay application certificate (public).
+    FairPlayCertificate,
+    /// `POST /fps/license?contentId={videoId}`: a FairPlay SPC in, a CKC out.
+    FairPlayLicense,
+    /// `DELETE /drm/streams/{streamId}`: the viewer stops a stream, freeing its slot.
+    Stream { stream_id: String },
     /// Anything else.
     NotFound,
 }
@@ -46,7 +60,13 @@ impl Route {
             "metrics" => return Route::Metrics,
             "admin/revocations" => return Route::AdminRevocations,
             "internal/v1/revocations" => return Route::InternalRevocations,
+            "drm/license" => return Route::DrmLicense,
+            "fps/certificate" => return Route::FairPlayCertificate,
+            "fps/license" => return Route::FairPlayLicense,
             _ => {}
+        }
+        if let Some(drm) = rest.strip_prefix("drm/") {
+            return Route::for_drm_path(drm);
         }
         let (section, rest) = rest.split_once('/').unwrap_or((rest, ""));
         let (video_id, tail) = rest.split_once('/').unwrap_or((rest, ""));
@@ -79,6 +99,43 @@ impl Route {
         }
     }
 
+    /// `/drm/{system}/{videoId}` and `/drm/streams/{streamId}`.
+    fn for_drm_path(rest: &str) -> Route {
+        let Some((section, id)) = rest.split_once('/') else {
+            return Route::NotFound;
+        };
+        if section == "streams" {
+            return match is_stream_id(id) {
+                true => Route::Stream {
+                    stream_id: id.to_string(),
+                },
+                false => Route::NotFound,
+            };
+        }
+        if !is_video_id(id) {
+            return Route::NotFound;
+        }
+        let video_id = id.to_string();
+        match section {
+            "clearkey" => Route::ClearKey { video_id },
+            "widevine" => Route::Widevine { video_id },
+            "playready" => Route::PlayReady { video_id },
+            _ => Route::NotFound,
+        }
+    }
+
+    /// True for the license endpoints (POST bodies, rate limits, events).
+    pub fn is_license(&self) -> bool {
+        matches!(
+            self,
+            Route::DrmLicense
+                | Route::ClearKey { .. }
+                | Route::Widevine { .. }
+                | Route::PlayReady { .. }
+                | Route::FairPlayLicense
+        )
+    }
+
     /// The label used in metrics and logs.
     pub fn label(&self) -> &'static str {
         match self {
@@ -89,6 +146,13 @@ impl Route {
             Route::Hls { .. } => "hls",
             Route::Key { .. } => "key",
             Route::AdminRevocations | Route::InternalRevocations => "admin",
+            Route::DrmLicense => "drm_license",
+            Route::ClearKey { .. } => "drm_clearkey",
+            Route::Widevine { .. } => "drm_widevine",
+            Route::PlayReady { .. } => "drm_playready",
+            Route::FairPlayCertificate => "fps_certificate",
+            Route::FairPlayLicense => "fps_license",
+            Route::Stream { .. } => "drm_stream",
             Route::NotFound => "not_found",
         }
     }
@@ -98,7 +162,10 @@ impl Route {
         match self {
             Route::PlaybackManifest { video_id }
             | Route::Hls { video_id, .. }
-            | Route::Key { video_id, .. } => Some(video_id),
+            | Route::Key { video_id, .. }
+            | Route::ClearKey { video_id }
+            | Route::Widevine { video_id }
+            | Route::PlayReady { video_id } => Some(video_id),
             _ => None,
         }
     }
@@ -111,6 +178,11 @@ pub fn is_video_id(id: &str) -> bool {
             8 | 13 | 18 | 23 => b == b'-',
             _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
         })
+}
+
+/// A stream id (a playback session id): 1..=128 of `[A-Za-z0-9._~-]`.
+pub fn is_stream_id(id: &str) -> bool {
+    is_key_id(id)
 }
 
 /// A key id: 1..=128 of `[A-Za-z0-9._~-]`, and not a dot segment.
@@ -198,6 +270,40 @@ mod tests {
         );
         assert_eq!(Route::for_path(&format!("/keys/{V}/..")), Route::NotFound);
         assert_eq!(Route::for_path(&format!("/keys/{V}/")), Route::NotFound);
+    }
+
+    #[test]
+    fn drm_routes() {
+        assert_eq!(Route::for_path("/drm/license"), Route::DrmLicense);
+        assert_eq!(
+            Route::for_path(&format!("/drm/clearkey/{V}")),
+            Route::ClearKey { video_id: V.into() }
+        );
+        assert_eq!(
+            Route::for_path(&format!("/drm/widevine/{V}")),
+            Route::Widevine { video_id: V.into() }
+        );
+        assert_eq!(
+            Route::for_path(&format!("/drm/playready/{V}")),
+            Route::PlayReady { video_id: V.into() }
+        );
+        assert_eq!(
+            Route::for_path("/fps/certificate"),
+            Route::FairPlayCertificate
+        );
+        assert_eq!(Route::for_path("/fps/license"), Route::FairPlayLicense);
+        assert_eq!(
+            Route::for_path("/drm/streams/s-1"),
+            Route::Stream {
+                stream_id: "s-1".into()
+            }
+        );
+        assert_eq!(Route::for_path("/drm/clearkey/abc"), Route::NotFound);
+        assert_eq!(Route::for_path(&format!("/drm/other/{V}")), Route::NotFound);
+        assert_eq!(Route::for_path("/drm/streams/.."), Route::NotFound);
+        assert_eq!(Route::for_path("/drm/clearkey"), Route::NotFound);
+        assert!(Route::for_path("/fps/license").is_license());
+        assert!(!Route::for_path("/fps/certificate").is_license());
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //! Needs both binaries built (`cargo build --workspace --bins`, done by scripts/test.sh) and
 //! ffmpeg/ffprobe on PATH.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -21,161 +22,17 @@ use playback::token::session::{encode_data, SessionSubject};
 use playback::token::video_acl;
 use serde_json::{json, Value};
 
+use common::stack::{wait_healthy, Stack};
+
 const RENDITION_HEIGHTS: [u64; 2] = [720, 480];
 const SOURCE_SECONDS: u32 = 20;
 const SOURCE_FPS: u32 = 25;
-
-/// Child processes killed when the test ends, however it ends.
-struct Stack {
-    children: Vec<(String, Child)>,
-    dir: tempfile::TempDir,
-    cp_port: u16,
-    edge_port: u16,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            for name in ["control-plane", "edge-proxy"] {
-                let log = std::fs::read_to_string(self.dir.path().join(format!("{name}.log")))
-                    .unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                eprintln!("---- last lines of {name}.log ----");
-                for line in tail.into_iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn control_plane_bin() -> PathBuf {
-    let edge = PathBuf::from(env!("CARGO_BIN_EXE_edge-proxy"));
-    let cp = edge.with_file_name("control-plane");
-    assert!(
-        cp.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
-        cp.display()
-    );
-    cp
-}
 
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-impl Stack {
-    fn command(&self, bin: &Path, name: &str) -> Command {
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(self.dir.path())
-            .env_remove("DATABASE_URL")
-            .env("CP_SERVER__LISTEN", format!("127.0.0.1:{}", self.cp_port))
-            .env(
-                "CP_SERVER__EDGE_PUBLIC_URL",
-                format!("http://127.0.0.1:{}", self.edge_port),
-            )
-            .env("CP_TRANSCODE__PRESET", "ultrafast")
-            .env(
-                "EDGE_SERVER__LISTEN",
-                format!("127.0.0.1:{}", self.edge_port),
-            )
-            .env(
-                "EDGE_SERVER__PUBLIC_BASE_URL",
-                format!("http://127.0.0.1:{}", self.edge_port),
-            )
-            .env(
-                "EDGE_CONTROL_PLANE__URL",
-                format!("http://127.0.0.1:{}", self.cp_port),
-            )
-            .env("RUST_LOG", "info");
-        let config = match name {
-            "control-plane" => "control-plane.dev.toml",
-            _ => "edge.dev.toml",
-        };
-        cmd.arg("--config")
-            .arg(repo_root().join("config").join(config));
-        cmd
-    }
-
-    fn spawn(&mut self, bin: &Path, name: &str, args: &[&str]) {
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
-        let child = self
-            .command(bin, name)
-            .args(args)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        self.children.push((name.to_string(), child));
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = self
-            .command(&control_plane_bin(), "control-plane")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "control-plane {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    fn secret(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.path().join("data/secrets").join(name)).unwrap()
-    }
-
-    fn cp(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.cp_port)
-    }
-
-    fn edge(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.edge_port)
-    }
-
-    fn logs(&self) -> String {
-        ["control-plane", "edge-proxy"]
-            .iter()
-            .map(|n| std::fs::read_to_string(self.dir.path().join(format!("{n}.log"))).unwrap())
-            .collect()
-    }
-}
-
-async fn wait_healthy(client: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{url} never became healthy");
 }
 
 fn make_source_video(path: &Path) {
@@ -246,6 +103,7 @@ fn jwt(secret: &[u8], sub: &str, tweak: impl FnOnce(&mut Claims)) -> String {
         iat: Some(now()),
         jti: None,
         roles: vec![],
+        device_id: None,
     };
     tweak(&mut claims);
     mint_hs256(secret, &claims)
@@ -266,20 +124,7 @@ async fn error_code(resp: reqwest::Response) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_transcode_play_with_aes128_and_refuse_bad_input() {
-    let mut stack = Stack {
-        children: vec![],
-        dir: tempfile::tempdir().unwrap(),
-        cp_port: free_port(),
-        edge_port: free_port(),
-    };
-    let cp_bin = control_plane_bin();
-    stack.cli(&["init-secrets", "--dir", "data/secrets"]);
-    stack.spawn(&cp_bin, "control-plane", &["serve"]);
-    stack.spawn(
-        Path::new(env!("CARGO_BIN_EXE_edge-proxy")),
-        "edge-proxy",
-        &[],
-    );
+    let stack = Stack::start();
     let http = reqwest::Client::new();
     wait_healthy(&http, &stack.cp("/health")).await;
     wait_healthy(&http, &stack.edge("/health")).await;

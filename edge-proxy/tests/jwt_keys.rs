@@ -120,13 +120,16 @@ impl RunningEdge {
              [[jwt.keys]]\nkid = \"ed-cfg\"\nalg = \"EdDSA\"\npublic_key_file = {:?}\n\n\
              [signed_urls]\nsigning_key_file = {:?}\n\n\
              [origin]\nkind = \"directory\"\ndirectory = {:?}\n\n\
-             [control_plane]\nurl = \"{provider}\"\nservice_token_file = {:?}\nkey_transport_key_file = {:?}\ntimeout_ms = 2000\n",
+             [control_plane]\nurl = \"{provider}\"\nservice_token_file = {:?}\nkey_transport_key_file = {:?}\ntimeout_ms = 2000\n\n\
+             [drm]\nlicense_outbox_dir = {:?}\nevents_file = {:?}\n",
             path("jwt-hs256.key"),
             fixture("ed25519.pub.pem").display().to_string(),
             path("url-signing.key"),
             path("origin"),
             path("service-token"),
             path("key-transport.key"),
+            path("license-outbox"),
+            path("events.jsonl"),
         );
         std::fs::write(path("edge.toml"), config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_edge-proxy"))

@@ -19,6 +19,7 @@ fn sessions_options(mode: &str, extra: &str) -> EdgeOptions {
     EdgeOptions {
         signed_urls: String::new(),
         extra: format!("[sessions]\nmode = \"{mode}\"\n{extra}\n"),
+        ..EdgeOptions::default()
     }
 }
 
@@ -495,6 +496,7 @@ async fn long_sessions_expire_and_revoke_across_edges_sharing_redis() {
             "[sessions]\ngrace_secs = 1\n\n[redis]\nurl = {:?}\nkey_prefix = {prefix:?}\n",
             redis_url()
         ),
+        ..EdgeOptions::default()
     };
     let start = || {
         Edge::start_opts(

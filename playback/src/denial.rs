@@ -42,11 +42,20 @@ pub enum Reason {
     NotReady,
     /// The content key was revoked.
     KeyRevoked,
+    /// A license request names a key id the title does not have.
+    UnknownKid,
+    /// The viewer sent more requests per second than their limit allows.
+    RateLimited,
+    /// The viewer already has as many streams open as their tier allows.
+    StreamLimit,
+    /// The license request's device does not match the device the viewer's token is bound to,
+    /// or a device id is required and missing.
+    DeviceMismatch,
 }
 
 impl Reason {
     /// Every reason, for metrics pre-registration and exhaustive tests.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 21] = [
         Reason::MissingToken,
         Reason::Malformed,
         Reason::BadSignature,
@@ -64,6 +73,10 @@ impl Reason {
         Reason::NotFound,
         Reason::NotReady,
         Reason::KeyRevoked,
+        Reason::UnknownKid,
+        Reason::RateLimited,
+        Reason::StreamLimit,
+        Reason::DeviceMismatch,
     ];
 
     /// The stable machine code, e.g. `"bad_signature"`.
@@ -86,6 +99,10 @@ impl Reason {
             Reason::NotFound => "not_found",
             Reason::NotReady => "not_ready",
             Reason::KeyRevoked => "key_revoked",
+            Reason::UnknownKid => "unknown_kid",
+            Reason::RateLimited => "rate_limited",
+            Reason::StreamLimit => "stream_limit",
+            Reason::DeviceMismatch => "device_mismatch",
         }
     }
 
@@ -109,6 +126,10 @@ impl Reason {
             Reason::NotFound => "No such video.",
             Reason::NotReady => "The video has not finished transcoding yet.",
             Reason::KeyRevoked => "The content key for this video was revoked.",
+            Reason::UnknownKid => "The license request names a key id this video does not have.",
+            Reason::RateLimited => "Too many requests; retry after the time in Retry-After.",
+            Reason::StreamLimit => "Your subscription's limit of concurrent streams is reached; stop another stream or retry after the time in Retry-After.",
+            Reason::DeviceMismatch => "The license request's device id is missing or differs from the device your token was issued for.",
         }
     }
 

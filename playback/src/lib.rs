@@ -10,6 +10,7 @@
 //! - [`entitlement`]: who may play a title.
 //! - [`hls`]: playlist rewriting so every follow-up request carries proof.
 //! - [`keywrap`]: the envelope format content keys travel and rest in.
+//! - [`license`]: DRM license formats (ClearKey, FairPlay, Widevine, PlayReady).
 //! - [`denial`]: the machine reason codes every refusal carries.
 
 pub mod denial;
@@ -17,6 +18,7 @@ pub mod entitlement;
 pub mod hls;
 pub mod jwt;
 pub mod keywrap;
+pub mod license;
 pub mod token;
 
 mod encoding;

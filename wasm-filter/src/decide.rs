@@ -378,6 +378,7 @@ mod tests {
             iat: None,
             jti: Some("j1".into()),
             roles: vec![],
+            device_id: None,
         };
         let jwt = mint_hs256(&[0x00, 0x11, 0x22, 0x33], &claims);
         let auth = format!("Bearer {jwt}");

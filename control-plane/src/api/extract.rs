@@ -1,4 +1,5 @@
-//! Request extractors: the viewer's JWT, the edge's service token, JSON bodies and path ids.
+//! Request extractors: the viewer's JWT (and the admin role), the edge's service token, JSON
+//! bodies and path ids.
 //!
 //! Each one rejects with an [`ApiError`], so every refusal is JSON with a reason code.
 
@@ -39,6 +40,28 @@ impl FromRequestParts<AppState> for Viewer {
         let claims = app.jwt.verify(token, unix_now()).map_err(ApiError::jwt)?;
         app.ensure_user(&claims.sub).await?;
         Ok(Viewer { claims })
+    }
+}
+
+/// A viewer whose verified JWT carries the `admin` role (`roles` claim); others get 403
+/// `admin_required` (401 without a valid JWT).
+#[derive(Debug, Clone)]
+pub struct Admin(pub Viewer);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let viewer = Viewer::from_request_parts(parts, app).await?;
+        if viewer.claims.is_admin() {
+            Ok(Admin(viewer))
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_required",
+                "This endpoint needs a JWT with the admin role.",
+            ))
+        }
     }
 }
 
@@ -85,6 +108,13 @@ where
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is larger than this endpoint accepts.",
+        );
+    }
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -1,7 +1,9 @@
 //! The internal API the edge calls (service token): entitlements and transport-wrapped keys.
 //!
 //! - `GET /internal/v1/entitlements/{videoId}?userId=` answers the playback decision as data
-//!   (200 with `allowed` and `reason`), 404 for an unknown video.
+//!   (200 with `allowed` and `reason`) and the viewer's tier (`tier`, `maxConcurrentStreams`,
+//!   `licenseDurationSecs`, `licenseType`: their active subscription, else the free tier),
+//!   404 for an unknown video.
 //! - `GET /internal/v1/videos/{videoId}/keys/{keyId}` opens the at-rest envelope with custody and
 //!   re-wraps the key under the shared transport key (purpose transport, bound to both ids);
 //!   410 when the key was revoked. The plaintext key exists only inside this handler.
@@ -35,6 +37,12 @@ pub struct EntitlementAnswer {
     reason: Option<&'static str>,
     drm_protected: bool,
     ready: bool,
+    /// The viewer's tier name; "free" without a subscription.
+    tier: String,
+    max_concurrent_streams: u32,
+    license_duration_secs: u64,
+    /// "rental" or "persistent".
+    license_type: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,8 +73,9 @@ pub async fn entitlement(
         .file(video_id)
         .await?
         .ok_or_else(ApiError::unknown_file)?;
-    let decision = entitlements::decide(&app.db, &file, &user_id, now()).await?;
-    let reason = decision.err().map(Reason::code);
+    let verdict = entitlements::decide_with_tier(&app.db, &file, &user_id, now()).await?;
+    let reason = verdict.decision.err().map(Reason::code);
+    let policy = verdict.tier.license_policy();
     tracing::info!(userId = %user_id, fileId = %video_id, allowed = reason.is_none(), reason = reason.unwrap_or("-"), "entitlement answered");
     Ok(Json(EntitlementAnswer {
         video_id: video_id.to_string(),
@@ -75,6 +84,10 @@ pub async fn entitlement(
         reason,
         drm_protected: file.drm_protected,
         ready: file.is_ready(),
+        max_concurrent_streams: verdict.tier.max_concurrent_streams,
+        license_duration_secs: policy.duration_secs,
+        license_type: policy.kind.as_str(),
+        tier: verdict.tier.name,
     }))
 }
 

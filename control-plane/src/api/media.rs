@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{path_uuid, unix_now, ApiJson, Viewer};
+use super::extract::{path_uuid, unix_now, Admin, ApiJson, Viewer};
 use super::AppState;
 use crate::db::files::FileRecord;
 use crate::db::jobs::status as job_status;
@@ -176,15 +176,8 @@ pub async fn transcode_status(
 /// `POST /media/monitor-jobs` (admin): re-runs or fails jobs no live worker owns; job counts.
 pub async fn monitor_jobs(
     State(app): State<AppState>,
-    viewer: Viewer,
+    Admin(viewer): Admin,
 ) -> Result<Json<MonitorReport>, ApiError> {
-    if !viewer.claims.is_admin() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "admin_required",
-            "This endpoint needs a JWT with the admin role.",
-        ));
-    }
     let done = app
         .runner
         .reconcile("the loss of its worker (found by monitor-jobs)")

@@ -8,6 +8,8 @@
 //! | `POST /media/monitor-jobs` | viewer JWT with the admin role | [`media`] |
 //! | `GET /media/{fileId}/manifest` | viewer JWT (entitled) | [`media`] |
 //! | `GET /internal/v1/…` | edge service token | [`internal`] |
+//! | `POST /internal/v1/licenses` | edge service token | [`licenses`] |
+//! | `POST /admin/v1/videos/{videoId}/keys/{keyId}/revoke`, `PUT /admin/v1/users/{userId}/subscription` | viewer JWT with the admin role | [`admin`] |
 //!
 //! Every error is `{"error", "message"}` JSON ([`error::ApiError`]), including unknown routes,
 //! wrong methods and malformed bodies.
@@ -17,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use playback::jwt::Hs256Verifier;
 use playback::token::session::SessionSigner;
@@ -26,13 +28,16 @@ use tracing::Level;
 
 use crate::config::Config;
 use crate::db::{now, Db, DbError};
+use crate::invalidation::Invalidator;
 use crate::keys::KeyCustody;
 use crate::transcode::runner::JobRunner;
 
+pub mod admin;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod internal;
+pub mod licenses;
 pub mod media;
 pub mod uploads;
 
@@ -50,6 +55,8 @@ pub struct App {
     pub transport_key: [u8; 32],
     pub custody: Arc<dyn KeyCustody>,
     pub runner: JobRunner,
+    /// Tells edges about revoked keys and changed entitlements (no-op without `[redis]`).
+    pub invalidator: Invalidator,
     known_users: Mutex<HashSet<String>>,
 }
 
@@ -67,6 +74,7 @@ impl App {
         transport_key: [u8; 32],
         custody: Arc<dyn KeyCustody>,
         runner: JobRunner,
+        invalidator: Invalidator,
     ) -> Self {
         App {
             config,
@@ -77,6 +85,7 @@ impl App {
             transport_key,
             custody,
             runner,
+            invalidator,
             known_users: Mutex::new(HashSet::new()),
         }
     }
@@ -121,6 +130,18 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/internal/v1/videos/{video_id}/keys/{key_id}",
             get(internal::content_key),
+        )
+        .route(
+            "/internal/v1/licenses",
+            post(licenses::record).layer(DefaultBodyLimit::max(licenses::MAX_BATCH_BYTES)),
+        )
+        .route(
+            "/admin/v1/videos/{video_id}/keys/{key_id}/revoke",
+            post(admin::revoke_key),
+        )
+        .route(
+            "/admin/v1/users/{user_id}/subscription",
+            put(admin::set_subscription),
         )
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -10,6 +10,18 @@ use super::{with_pool, Db, DbError};
 
 /// How segment IVs are derived: not stored, taken from the media sequence number.
 pub const IV_FROM_MEDIA_SEQUENCE: &str = "media-sequence";
+/// Keys of titles packaged elsewhere (`control-plane import`): the packager wrote the IVs into
+/// the media (CENC) or the playlists; the control plane does not know or need them.
+pub const IV_IN_MEDIA: &str = "in-media";
+
+/// The outcome of revoking a key of a title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevokedKey {
+    /// When the key was revoked (by this call or an earlier one).
+    pub revoked_at: OffsetDateTime,
+    /// False when the key was already revoked: nothing was written.
+    pub newly_revoked: bool,
+}
 
 /// One row of `content_keys`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -77,6 +89,37 @@ impl Db {
             .bind(content_id)
             .fetch_all(pool)
             .await)?)
+    }
+
+    /// Revokes key `key_id` of title `content_id` (idempotent: an earlier revocation keeps its
+    /// time). `None` when the title has no such key. Writes `revoked_at` and nothing else.
+    pub async fn revoke_video_key(
+        &self,
+        content_id: Uuid,
+        key_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Option<RevokedKey>, DbError> {
+        let changed = with_pool!(self, pool => sqlx::query(
+            "UPDATE content_keys SET revoked_at = $3
+             WHERE id = $1 AND content_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(key_id)
+        .bind(content_id)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        let revoked_at: Option<Option<OffsetDateTime>> = with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT revoked_at FROM content_keys WHERE id = $1 AND content_id = $2",
+        )
+        .bind(key_id)
+        .bind(content_id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(revoked_at.flatten().map(|revoked_at| RevokedKey {
+            revoked_at,
+            newly_revoked: changed > 0,
+        }))
     }
 
     /// Revokes a key; edges answer 410 for it from then on. Returns false if unknown.

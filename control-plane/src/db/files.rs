@@ -1,11 +1,13 @@
 //! Uploaded files and the titles transcoded from them.
 //!
 //! A file row is written when an upload completes; transcoding fills in the HLS manifest URL,
-//! the DRM flag and the content key id once the output is published on the origin.
+//! the DRM flag and the content key id once the output is published on the origin. Titles
+//! packaged elsewhere are recorded ready in one step by [`Db::import_title`].
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::content_keys::IV_IN_MEDIA;
 use super::{with_pool, Db, DbError};
 
 /// A title's `transcoding_status` (the same vocabulary as its jobs).
@@ -57,6 +59,16 @@ pub struct PublishedTitle {
     pub encrypted_at: Option<OffsetDateTime>,
 }
 
+/// A title packaged elsewhere (Shaka Packager, MediaConvert, ...) imported ready to play.
+#[derive(Debug, Clone)]
+pub struct ImportedTitle<'a> {
+    pub file: NewFile<'a>,
+    pub drm_protected: bool,
+    pub hls_manifest_url: &'a str,
+    /// `(key id, at-rest envelope)` of each content key; the first becomes `content_key_id`.
+    pub keys: &'a [(Uuid, String)],
+}
+
 const FILE_COLUMNS: &str =
     "id, owner_id, organization_id, project_id, name, mime_type, size_bytes, \
      storage_path, drm_protected, hls_manifest_url, transcoding_status, content_key_id, \
@@ -85,6 +97,65 @@ impl Db {
             .bind(now)
             .fetch_one(pool)
             .await)?)
+    }
+
+    /// Records an imported title as completed, with its wrapped content keys, in one
+    /// transaction; the owner is created if needed.
+    pub async fn import_title(
+        &self,
+        title: &ImportedTitle<'_>,
+        now: OffsetDateTime,
+    ) -> Result<FileRecord, DbError> {
+        let file = &title.file;
+        let content_key_id = title.keys.first().map(|(id, _)| *id);
+        let encrypted_at = content_key_id.map(|_| now);
+        let sql = format!(
+            "INSERT INTO files (id, owner_id, name, mime_type, size_bytes, storage_path,
+                                drm_protected, hls_manifest_url, transcoding_status,
+                                content_key_id, encrypted_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'completed', $9, $10, $11)
+             RETURNING {FILE_COLUMNS}"
+        );
+        Ok(with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO users (id, email, created_at) VALUES ($1, NULL, $2)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(file.owner_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let record: FileRecord = sqlx::query_as(&sql)
+                .bind(file.id)
+                .bind(file.owner_id)
+                .bind(file.name)
+                .bind(file.mime_type)
+                .bind(file.size_bytes)
+                .bind(file.storage_path)
+                .bind(title.drm_protected)
+                .bind(title.hls_manifest_url)
+                .bind(content_key_id)
+                .bind(encrypted_at)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            for (key_id, wrapped) in title.keys {
+                sqlx::query(
+                    "INSERT INTO content_keys (id, content_id, content_key, iv, algorithm, created_at)
+                     VALUES ($1, $2, $3, $4, 'AES-128', $5)",
+                )
+                .bind(key_id)
+                .bind(file.id)
+                .bind(wrapped)
+                .bind(IV_IN_MEDIA)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<FileRecord, sqlx::Error>(record)
+        }.await)?)
     }
 
     /// The file with `id`, if any.

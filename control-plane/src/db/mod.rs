@@ -7,7 +7,7 @@
 //! Migrations are embedded from `migrations/sqlite` and `migrations/postgres`.
 //!
 //! Repositories, one file per aggregate: [`users`] (users, memberships, subscriptions),
-//! [`files`], [`jobs`], [`content_keys`].
+//! [`files`], [`jobs`], [`content_keys`], [`licenses`].
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 pub mod content_keys;
 pub mod files;
 pub mod jobs;
+pub mod licenses;
 pub mod users;
 
 /// Expands `$body` once per pool kind, with `$pool` bound to `&SqlitePool` or `&PgPool`.

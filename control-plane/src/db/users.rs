@@ -1,16 +1,19 @@
 //! Users, their organization and project memberships, and their subscription tier.
 //!
 //! A user row is created the first time a JWT `sub` is seen; memberships and subscriptions are
-//! what entitlement decisions are made from (see [`playback::entitlement`]).
+//! what entitlement decisions are made from (see [`playback::entitlement`]); a tier also sets
+//! the license policy ([`TierPolicy`]).
 
 use playback::entitlement::TierFacts;
+use playback::license::policy::{LicenseKind, LicensePolicy};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{with_pool, Db, DbError};
 
 /// A subscription tier name as stored in `subscription_tiers.name`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TierName {
     Free,
     Pro,
@@ -39,13 +42,82 @@ impl std::str::FromStr for TierName {
     }
 }
 
+/// Everything a tier decides for its subscribers: DRM, concurrent streams and license policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierPolicy {
+    pub name: String,
+    pub can_use_drm: bool,
+    pub max_concurrent_streams: u32,
+    /// Seconds a license lasts from issue.
+    pub license_duration_secs: u64,
+    /// Licenses may be stored on the device (persistent) rather than rented.
+    pub persistent_licenses: bool,
+}
+
+impl TierPolicy {
+    /// The free tier as seeded by the first migration, used if its row has been removed.
+    pub fn free_fallback() -> TierPolicy {
+        TierPolicy {
+            name: TierName::Free.as_str().into(),
+            can_use_drm: false,
+            max_concurrent_streams: 1,
+            license_duration_secs: 3600,
+            persistent_licenses: false,
+        }
+    }
+
+    /// The facts the `playback` entitlement rule needs.
+    pub fn facts(&self) -> TierFacts {
+        TierFacts {
+            name: self.name.clone(),
+            can_use_drm: self.can_use_drm,
+            max_concurrent_streams: self.max_concurrent_streams,
+        }
+    }
+
+    /// The license policy every DRM system expresses in its own format.
+    pub fn license_policy(&self) -> LicensePolicy {
+        LicensePolicy {
+            kind: if self.persistent_licenses {
+                LicenseKind::Persistent
+            } else {
+                LicenseKind::Rental
+            },
+            duration_secs: self.license_duration_secs,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
-struct ActiveTierRow {
+struct TierRow {
     name: String,
     can_use_drm: bool,
     max_concurrent_streams: i32,
+    license_duration_secs: i32,
+    persistent_licenses: bool,
+}
+
+impl From<TierRow> for TierPolicy {
+    fn from(r: TierRow) -> Self {
+        TierPolicy {
+            name: r.name,
+            can_use_drm: r.can_use_drm,
+            max_concurrent_streams: u32::try_from(r.max_concurrent_streams).unwrap_or(0),
+            license_duration_secs: u64::try_from(r.license_duration_secs).unwrap_or(0),
+            persistent_licenses: r.persistent_licenses,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ActiveTierRow {
+    #[sqlx(flatten)]
+    tier: TierRow,
     expires_at: Option<OffsetDateTime>,
 }
+
+const TIER_COLUMNS: &str = "t.name, t.can_use_drm, t.max_concurrent_streams, \
+     t.license_duration_secs, t.persistent_licenses";
 
 impl Db {
     /// Creates the user if this is the first time `user_id` is seen.
@@ -117,24 +189,58 @@ impl Db {
         user_id: &str,
         now: OffsetDateTime,
     ) -> Result<Option<TierFacts>, DbError> {
-        let rows: Vec<ActiveTierRow> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT t.name, t.can_use_drm, t.max_concurrent_streams, s.expires_at
+        Ok(self
+            .active_tier_policy(user_id, now)
+            .await?
+            .map(|t| t.facts()))
+    }
+
+    /// The user's active, unexpired tier with its license policy; `None` means no subscription.
+    pub async fn active_tier_policy(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<TierPolicy>, DbError> {
+        let sql = format!(
+            "SELECT {TIER_COLUMNS}, s.expires_at
              FROM user_subscriptions s JOIN subscription_tiers t ON t.id = s.tier_id
-             WHERE s.user_id = $1 AND s.status = 'active'",
-        )
-        .bind(user_id)
-        .fetch_all(pool)
-        .await)?;
+             WHERE s.user_id = $1 AND s.status = 'active'"
+        );
+        let rows: Vec<ActiveTierRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(user_id)
+            .fetch_all(pool)
+            .await)?;
         // Expiry is compared here rather than in SQL: SQLite stores times as text.
         Ok(rows
             .into_iter()
             .filter(|r| r.expires_at.is_none_or(|e| e > now))
-            .max_by_key(|r| (r.can_use_drm, r.max_concurrent_streams))
-            .map(|r| TierFacts {
-                name: r.name,
-                can_use_drm: r.can_use_drm,
-                max_concurrent_streams: u32::try_from(r.max_concurrent_streams).unwrap_or(0),
-            }))
+            .map(|r| TierPolicy::from(r.tier))
+            .max_by_key(|t| (t.can_use_drm, t.max_concurrent_streams)))
+    }
+
+    /// The tier named `tier`, if its row exists.
+    pub async fn tier_policy(&self, tier: TierName) -> Result<Option<TierPolicy>, DbError> {
+        let sql = format!("SELECT {TIER_COLUMNS} FROM subscription_tiers t WHERE t.name = $1");
+        let row: Option<TierRow> = with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(tier.as_str())
+            .fetch_optional(pool)
+            .await)?;
+        Ok(row.map(TierPolicy::from))
+    }
+
+    /// The tier that governs `user_id` now: their active subscription, else the free tier.
+    pub async fn effective_tier(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<TierPolicy, DbError> {
+        if let Some(active) = self.active_tier_policy(user_id, now).await? {
+            return Ok(active);
+        }
+        Ok(self
+            .tier_policy(TierName::Free)
+            .await?
+            .unwrap_or_else(TierPolicy::free_fallback))
     }
 
     /// Creates an organization.

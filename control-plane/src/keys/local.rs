@@ -67,6 +67,16 @@ impl KeyCustody for LocalKeyCustody {
         OsRng.fill_bytes(&mut bytes);
         let key = ContentKey::new(bytes);
         bytes.fill(0);
+        let wrapped = self.seal(video_id, key_id, &key).await?;
+        Ok(GeneratedKey { key, wrapped })
+    }
+
+    async fn seal(
+        &self,
+        video_id: &str,
+        key_id: &str,
+        key: &ContentKey,
+    ) -> Result<String, CustodyError> {
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         let binding = KeyBinding {
@@ -74,8 +84,7 @@ impl KeyCustody for LocalKeyCustody {
             video_id,
             key_id,
         };
-        let wrapped = keywrap::wrap(&self.master, &nonce, key.bytes(), &binding);
-        Ok(GeneratedKey { key, wrapped })
+        Ok(keywrap::wrap(&self.master, &nonce, key.bytes(), &binding))
     }
 
     async fn unwrap(
@@ -124,6 +133,18 @@ mod tests {
             .await
             .is_err());
         assert_eq!(format!("{:?}", generated.key), "ContentKey(<redacted>)");
+    }
+
+    #[tokio::test]
+    async fn sealed_keys_open_only_with_their_binding() {
+        let custody = LocalKeyCustody::new([9; KEK_LEN]);
+        let key = ContentKey::new([0x42; CONTENT_KEY_LEN]);
+        let sealed = custody.seal("video-a", "key-a", &key).await.unwrap();
+        assert!(sealed.starts_with("v1."));
+        assert!(!sealed.contains(&hex::encode([0x42u8; CONTENT_KEY_LEN])));
+        let opened = custody.unwrap("video-a", "key-a", &sealed).await.unwrap();
+        assert_eq!(opened.bytes(), key.bytes());
+        assert!(custody.unwrap("video-a", "key-b", &sealed).await.is_err());
     }
 
     #[tokio::test]

@@ -3,8 +3,8 @@
 //! [`KeyCustody`] is the seam between the control plane and whatever guards the master key:
 //! today a local master-key file ([`local::LocalKeyCustody`]); later KMS, Vault/OpenBao or an
 //! HSM behind the same trait. A backend hands out fresh AES-128 content keys together with their
-//! at-rest envelope (the only form the database ever sees) and opens envelopes again when a key
-//! must be re-wrapped for transport to an edge.
+//! at-rest envelope (the only form the database ever sees), seals keys of titles packaged
+//! elsewhere, and opens envelopes again when a key must be re-wrapped for transport to an edge.
 
 use async_trait::async_trait;
 
@@ -67,7 +67,17 @@ pub trait KeyCustody: Send + Sync {
     /// envelope bound to both.
     async fn generate(&self, video_id: &str, key_id: &str) -> Result<GeneratedKey, CustodyError>;
 
-    /// Opens an at-rest envelope made by [`KeyCustody::generate`] for the same ids.
+    /// Seals a content key made elsewhere (a title packaged by another tool) for `video_id`,
+    /// `key_id`: the same at-rest envelope [`KeyCustody::generate`] returns.
+    async fn seal(
+        &self,
+        video_id: &str,
+        key_id: &str,
+        key: &ContentKey,
+    ) -> Result<String, CustodyError>;
+
+    /// Opens an at-rest envelope made by [`KeyCustody::generate`] or [`KeyCustody::seal`] for
+    /// the same ids.
     async fn unwrap(
         &self,
         video_id: &str,

@@ -196,6 +196,7 @@ impl TestApp {
             iat: Some(now),
             jti: None,
             roles: vec![],
+            device_id: None,
         }
     }
 

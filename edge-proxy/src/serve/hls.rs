@@ -20,6 +20,7 @@ use playback::token::hls_prefix;
 use playback::token::session::escape_segment;
 
 use super::{Outcome, Subject, UpstreamTarget};
+use crate::analytics::Event;
 use crate::config::SessionMode;
 use crate::edge::{now_unix, Edge};
 use crate::errors::EdgeError;
@@ -39,6 +40,12 @@ pub async fn serve(
     let path = AssetPath::parse(raw_path).map_err(|_| EdgeError::BadPath)?;
     let edge_path = path.edge_path(video_id);
     let proof = admit(edge, req, &edge_path, path_token, subject).await?;
+    if let Proof::Session { grant, .. } = &proof {
+        // Playback keeps the viewer's stream slot alive (batched, no I/O here).
+        if let (Some(user), Some(session)) = (&grant.subject.user_id, &grant.subject.session_id) {
+            edge.drm.streams.touch(user, session);
+        }
+    }
     if is_playlist(&edge_path) {
         let body = playlist(edge, video_id, &path, proof, subject).await?;
         return Ok(Outcome::Reply(body));
@@ -57,6 +64,11 @@ async fn playlist(
     let mut cookies = None;
     let child_token = match &proof {
         Proof::Session { grant, token, .. } if grant.is_manifest_for(video_id) => {
+            edge.drm.analytics.emit(Event::playback_started(
+                grant.subject.user_id.as_deref(),
+                video_id,
+                grant.subject.session_id.as_deref(),
+            ));
             let duration = content_duration(edge, video_id, path, &original).await;
             let minted = edge.sessions.mint_session(
                 video_id,

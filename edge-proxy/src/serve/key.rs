@@ -2,15 +2,19 @@
 //!
 //! Admitted by the title's session token (its ACL covers `/keys/{videoId}/*`; in path mode the
 //! token is the segment before the key id), and only while the token's viewer is still
-//! entitled. A CloudFront signature admits the key without a viewer: the platform that signed
-//! it decided entitlement. Revoked keys are 410, unknown ones 404, and a control plane that
-//! cannot be reached is 503.
+//! entitled. The key is a license like any other: the viewer's rate limit and concurrent
+//! streams apply (the session is the stream), and it is recorded and announced
+//! ([`crate::drm::grant`]). A CloudFront signature admits the key without a viewer: the
+//! platform that signed it decided entitlement (and limits). Revoked keys are 410, unknown ones
+//! 404, and a control plane that cannot be reached is 503.
 
 use pingora::http::RequestHeader;
 use playback::token::key_path;
 use playback::Reason;
 
-use super::{require_entitlement, Subject};
+use super::Subject;
+use crate::drm;
+use crate::drm::grant::new_license_id;
 use crate::edge::Edge;
 use crate::errors::EdgeError;
 use crate::reply::Reply;
@@ -36,14 +40,28 @@ pub async fn serve(
         None => None,
     };
     let proof = admit(edge, req, &key_path(video_id, key_id), path_token, subject).await?;
-    if let Proof::Session { grant, .. } = proof {
-        let user_id = grant
-            .subject
-            .user_id
-            .ok_or(EdgeError::Denied(Reason::NotEntitled))?;
-        require_entitlement(edge, &user_id, video_id).await?;
-    }
+    let grant = match proof {
+        Proof::Session { grant, .. } => {
+            let user_id = grant
+                .subject
+                .user_id
+                .ok_or(EdgeError::Denied(Reason::NotEntitled))?;
+            let stream_id = grant
+                .subject
+                .session_id
+                .unwrap_or_else(|| format!("key-{user_id}"));
+            Some(drm::grant::admit(edge, &user_id, video_id, stream_id, None).await?)
+        }
+        Proof::CloudFront { .. } => None,
+    };
     let key = edge.keys.get(video_id, key_id).await?;
+    match &grant {
+        Some(grant) => {
+            let issued = drm::grant::issue(edge, grant, "aes128", Some(key_id), new_license_id())?;
+            subject.license_id = Some(issued.license_id);
+        }
+        None => edge.metrics.license_issued("aes128"),
+    }
     Ok(
         Reply::bytes(200, "application/octet-stream", key.0.to_vec())
             .header("cache-control", "no-store, private"),

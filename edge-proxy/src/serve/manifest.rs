@@ -1,9 +1,12 @@
 //! `GET /playback/{videoId}/manifest`: trades a viewer JWT for a short-lived signed URL of the
 //! title's master playlist, opening a playback session.
 //!
-//! JWT (`Authorization: Bearer` or `?token=`) -> revocation (user, `jti`) -> entitlement
-//! (control plane, cached) -> `{"url": "{public_base_url}/hls/{videoId}/master.m3u8?hdnts=...",
-//! "expiresAt": "<RFC 3339>"}` (path mode: `/hls/{videoId}/hdnts=.../master.m3u8`). The
+//! JWT (`Authorization: Bearer` or `?token=`) -> revocation (user, `jti`) -> rate limit ->
+//! entitlement (control plane, cached) -> `{"url":
+//! "{public_base_url}/hls/{videoId}/master.m3u8?hdnts=...", "expiresAt": "<RFC 3339>",
+//! "sessionId": "<id>"}` (path mode: `/hls/{videoId}/hdnts=.../master.m3u8`). Players send
+//! `sessionId` back as `X-Playback-Session-Id` on license requests so they count as the same
+//! stream. The
 //! manifest token admits only the master, carries a new session id and the viewer, and lives
 //! `signed_urls.manifest_ttl_secs`; see [`crate::sessions`].
 
@@ -33,6 +36,14 @@ pub async fn serve(
         subject.denial_detail = Some(format!("{} revoked", revoked.kind.label()));
         return Err(EdgeError::Denied(Reason::Revoked));
     }
+    edge.drm
+        .rate
+        .check(&claims.sub)
+        .await
+        .map_err(|limited| EdgeError::Limited {
+            reason: Reason::RateLimited,
+            retry_after_secs: limited.retry_after_secs,
+        })?;
     require_entitlement(edge, &claims.sub, video_id).await?;
     subject.session_id.clone_from(&session.session_id);
     let (url, expires_at) =
@@ -40,7 +51,11 @@ pub async fn serve(
             .manifest_url(&edge.public_base_url, video_id, &session, now);
     Ok(Reply::json(
         200,
-        &json!({ "url": url, "expiresAt": rfc3339(expires_at) }),
+        &json!({
+            "url": url,
+            "expiresAt": rfc3339(expires_at),
+            "sessionId": session.session_id,
+        }),
     ))
 }
 

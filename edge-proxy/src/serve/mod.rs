@@ -13,7 +13,9 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use pingora::http::RequestHeader;
 
-use crate::control_plane::Entitlement;
+use crate::control_plane::{Entitlement, Terms};
+use crate::drm;
+use crate::drm::provider::ProviderSystem::{PlayReady, Widevine};
 use crate::edge::Edge;
 use crate::errors::EdgeError;
 use crate::reply::Reply;
@@ -43,6 +45,8 @@ pub struct Subject {
     pub user_id: Option<String>,
     /// The session id of the token that admitted the request.
     pub session_id: Option<String>,
+    /// The license issued by this request (license and key endpoints).
+    pub license_id: Option<String>,
     /// The client's address (the TCP peer).
     pub client_ip: Option<IpAddr>,
     /// Why the request was refused, naming the failing field (never a token): logged, and sent
@@ -50,7 +54,8 @@ pub struct Subject {
     pub denial_detail: Option<String>,
 }
 
-/// Answers `route` for `req`, recording the subject as it becomes known.
+/// Answers `route` for `req`, recording the subject as it becomes known. `body` is the request
+/// body for routes that take one (admin and license endpoints).
 pub async fn dispatch(
     edge: &Edge,
     route: Route,
@@ -59,56 +64,75 @@ pub async fn dispatch(
     subject: &mut Subject,
 ) -> Result<Outcome, EdgeError> {
     subject.video_id = route.video_id().map(str::to_string);
-    if route == Route::AdminRevocations {
-        if req.method != http::Method::POST {
-            return Err(EdgeError::MethodNotAllowed);
-        }
-        return admin::revoke(edge, req, body.as_deref(), subject)
-            .await
-            .map(Outcome::Reply);
-    }
-    if route == Route::InternalRevocations {
-        if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
-            return Err(EdgeError::MethodNotAllowed);
-        }
-        return admin::deny_list(edge, req).await.map(Outcome::Reply);
-    }
-    if route != Route::NotFound && req.method == http::Method::OPTIONS {
+    let method = &req.method;
+    if route != Route::NotFound && method == http::Method::OPTIONS {
         return ops::preflight(edge).map(Outcome::Reply);
     }
-    if route != Route::NotFound && !matches!(req.method, http::Method::GET | http::Method::HEAD) {
-        return Err(EdgeError::MethodNotAllowed);
-    }
+    let body = body.unwrap_or_default();
+    let is_get = matches!(*method, http::Method::GET | http::Method::HEAD);
+    let is_post = method == http::Method::POST;
     let reply = match route {
-        Route::Health => ops::health(),
-        Route::Ready => ops::ready(edge).await,
-        Route::Metrics => ops::metrics(edge),
-        Route::PlaybackManifest { video_id } => {
+        Route::AdminRevocations if is_post => {
+            admin::revoke(edge, req, Some(&body), subject).await?
+        }
+        Route::InternalRevocations if is_get => admin::deny_list(edge, req).await?,
+        Route::Health if is_get => ops::health(),
+        Route::Ready if is_get => ops::ready(edge).await,
+        Route::Metrics if is_get => ops::metrics(edge),
+        Route::PlaybackManifest { video_id } if is_get => {
             manifest::serve(edge, req, &video_id, subject).await?
         }
-        Route::Hls { video_id, rest } => {
+        Route::Hls { video_id, rest } if is_get => {
             return hls::serve(edge, req, &video_id, &rest, subject).await
         }
         Route::Key {
             video_id,
             key_id,
             token_segment,
-        } => key::serve(edge, req, &video_id, &key_id, token_segment, subject).await?,
-        Route::AdminRevocations | Route::InternalRevocations | Route::NotFound => {
-            return Err(EdgeError::NotFound)
+        } if is_get => key::serve(edge, req, &video_id, &key_id, token_segment, subject).await?,
+        Route::DrmLicense if is_post => drm::generic::serve(edge, req, &body, subject).await?,
+        Route::ClearKey { video_id } if is_post => {
+            drm::clearkey::serve(edge, req, &video_id, &body, subject).await?
         }
+        Route::Widevine { video_id } if is_post => {
+            drm::provider::serve(edge, Widevine, req, &video_id, &body, subject).await?
+        }
+        Route::PlayReady { video_id } if is_post => {
+            drm::provider::serve(edge, PlayReady, req, &video_id, &body, subject).await?
+        }
+        Route::FairPlayCertificate if is_get => drm::fairplay::certificate(edge)?,
+        Route::FairPlayLicense if is_post => {
+            drm::fairplay::serve(edge, req, &body, subject).await?
+        }
+        Route::Stream { stream_id } if method == http::Method::DELETE => {
+            drm::streams::stop(edge, req, &stream_id, subject).await?
+        }
+        Route::NotFound => return Err(EdgeError::NotFound),
+        _ => return Err(EdgeError::MethodNotAllowed),
     };
     Ok(Outcome::Reply(reply))
 }
 
-/// Fails unless the control plane (or its cached answer) lets `user_id` play `video_id`.
+/// The largest body `route` accepts, or `None` when it takes no body.
+pub fn body_limit(edge: &Edge, route: &Route, method: &http::Method) -> Option<usize> {
+    match route {
+        Route::AdminRevocations if method == http::Method::POST => Some(admin::MAX_BODY),
+        route if route.is_license() && method == http::Method::POST => {
+            Some(edge.drm.max_request_bytes)
+        }
+        _ => None,
+    }
+}
+
+/// Fails unless the control plane (or its cached answer) lets `user_id` play `video_id`;
+/// returns the viewer's terms.
 pub async fn require_entitlement(
     edge: &Edge,
     user_id: &str,
     video_id: &str,
-) -> Result<(), EdgeError> {
+) -> Result<Terms, EdgeError> {
     match edge.control_plane.entitlement(user_id, video_id).await {
-        Ok(Entitlement::Allowed) => Ok(()),
+        Ok(Entitlement::Allowed(terms)) => Ok(terms),
         Ok(Entitlement::Denied(reason)) => Err(EdgeError::Denied(reason)),
         Err(_) => Err(EdgeError::ControlPlaneUnavailable),
     }

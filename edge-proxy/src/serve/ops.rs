@@ -12,8 +12,11 @@ pub fn health() -> Reply {
 }
 
 /// `GET /ready`: 200 when the origin and the control plane both answer; otherwise 503 naming
-/// each dependency that is down.
+/// each dependency that is down. Redis is reported but never makes the edge unready: without it
+/// the edge serves from L1 and the control plane, limits become per-edge, and `/ready` says
+/// `"redis": "down"` with `"status": "degraded"`.
 pub async fn ready(edge: &Edge) -> Reply {
+    let redis = redis_state(edge).await;
     let (origin, control_plane) = tokio::join!(
         edge.origin.check_reachable(),
         edge.control_plane.check_healthy()
@@ -23,7 +26,8 @@ pub async fn ready(edge: &Edge) -> Reply {
         .filter_map(|(name, result)| result.err().map(|why| (name, why)))
         .collect();
     if down.is_empty() {
-        return Reply::json(200, &json!({ "status": "ready" }));
+        let status = if redis == "down" { "degraded" } else { "ready" };
+        return Reply::json(200, &json!({ "status": status, "redis": redis }));
     }
     let names: Vec<&str> = down.iter().map(|(name, _)| *name).collect();
     let reasons: Vec<&str> = down.iter().map(|(_, why)| why.as_str()).collect();
@@ -33,24 +37,63 @@ pub async fn ready(edge: &Edge) -> Reply {
             "error": "not_ready",
             "message": format!("Not ready: {}.", reasons.join("; ")),
             "down": names,
+            "redis": redis,
         }),
     )
 }
 
+/// "off" without `[redis]`, else "up" or "down" (a PING within `redis.timeout_ms`).
+async fn redis_state(edge: &Edge) -> &'static str {
+    let Some(link) = &edge.redis else {
+        return "off";
+    };
+    let ping: Result<String, _> = link
+        .run("ping", |mut c| async move {
+            redis::cmd("PING").query_async(&mut c).await
+        })
+        .await;
+    match ping {
+        Ok(_) => "up",
+        Err(_) => "down",
+    }
+}
+
 /// `GET /metrics`: Prometheus text exposition.
 pub fn metrics(edge: &Edge) -> Reply {
+    if let Some(link) = &edge.redis {
+        edge.metrics.set_redis_up(link.is_up());
+    }
+    if let Some(widevine) = &edge.drm.widevine {
+        edge.metrics
+            .set_provider_exchanges("widevine", widevine.connection_counts());
+    }
+    if let Some(playready) = &edge.drm.playready {
+        edge.metrics
+            .set_provider_exchanges("playready", playready.connection_counts());
+    }
+    edge.metrics.set_delivery(
+        edge.drm.ledger.pending(),
+        edge.drm.analytics.written(),
+        edge.drm.analytics.dropped(),
+    );
     Reply::bytes(200, "text/plain; version=0.0.4", edge.metrics.render())
         .header("cache-control", "no-store")
 }
 
-/// Answers a CORS preflight: browsers send one before a manifest request with an
-/// `Authorization` header, or a segment request with `Range`.
+/// Answers a CORS preflight: browsers send one before a manifest or license request with an
+/// `Authorization` header, a license POST with a JSON body, or a segment request with `Range`.
 pub fn preflight(edge: &Edge) -> Result<Reply, EdgeError> {
     if edge.cors_allow_origin.is_none() {
         return Err(EdgeError::MethodNotAllowed);
     }
     Ok(Reply::bytes(200, "text/plain", "")
-        .header("access-control-allow-methods", "GET, HEAD, OPTIONS")
-        .header("access-control-allow-headers", "authorization, range")
+        .header(
+            "access-control-allow-methods",
+            "GET, HEAD, POST, DELETE, OPTIONS",
+        )
+        .header(
+            "access-control-allow-headers",
+            "authorization, range, content-type, x-playback-session-id, x-device-id",
+        )
         .header("access-control-max-age", "600"))
 }

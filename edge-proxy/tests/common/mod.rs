@@ -6,8 +6,10 @@
 #![allow(dead_code)]
 
 pub mod control_plane;
+pub mod drm_provider;
 pub mod envoy;
 pub mod scenarios;
+pub mod stack;
 pub mod verdict_corpus;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -169,6 +171,8 @@ pub struct EdgeOptions {
     pub signed_urls: String,
     /// Whole sections appended to the file (`[sessions]`, `[redis]`, ...).
     pub extra: String,
+    /// Lines added to `[drm]` (which already names a temporary outbox and events file).
+    pub drm: String,
 }
 
 impl Edge {
@@ -192,6 +196,9 @@ impl Edge {
             "[signed_urls]\n",
             &format!("[signed_urls]\n{}\n", options.signed_urls),
         );
+        // `[drm]` is the last section of the base file, so its extra lines (and any
+        // `[drm.*]` tables they open) follow it directly.
+        config.push_str(&options.drm);
         config.push('\n');
         config.push_str(&options.extra);
         let config_path = dir.path().join("edge.toml");
@@ -227,8 +234,11 @@ impl Edge {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();
+                // Let the readers collect what the process printed before it exited.
+                std::thread::sleep(Duration::from_millis(300));
                 panic!(
-                    "edge did not log \"edge listening\"; logs: {:#?}",
+                    "edge did not log \"edge listening\"; status {:?}; logs: {:#?}",
+                    child.wait(),
                     logs.lock().unwrap()
                 );
             }
@@ -283,6 +293,7 @@ impl Edge {
                 iat: Some(now()),
                 jti: jti.map(str::to_string),
                 roles: roles.iter().map(|r| r.to_string()).collect(),
+                device_id: None,
             },
         )
     }
@@ -420,11 +431,14 @@ pub fn edge_config(
          [jwt]\nhs256_secret_file = {}\n\n\
          [signed_urls]\nsigning_key_file = {}\n\n\
          [origin]\n{origin}\nmax_playlist_bytes = 65536\ntimeout_ms = 3000\n\n\
-         [control_plane]\nurl = {control_plane_url:?}\nservice_token_file = {}\nkey_transport_key_file = {}\ntimeout_ms = 500\n",
+         [control_plane]\nurl = {control_plane_url:?}\nservice_token_file = {}\nkey_transport_key_file = {}\ntimeout_ms = 500\n\n\
+         [drm]\nlicense_outbox_dir = {}\nevents_file = {}\n",
         s("jwt-hs256.key"),
         s("url-signing.key"),
         s("service-token"),
         s("key-transport.key"),
+        s("../license-outbox"),
+        s("../events.jsonl"),
     )
 }
 

@@ -103,6 +103,7 @@ fn jwt(secret: &[u8], tweak: impl FnOnce(&mut Claims)) -> String {
         iat: Some(now()),
         jti: None,
         roles: Vec::new(),
+        device_id: None,
     };
     tweak(&mut claims);
     playback::jwt::mint_hs256(secret, &claims)

@@ -42,6 +42,10 @@ pub struct Claims {
     /// Roles granted by the auth service; `"admin"` unlocks admin endpoints.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// The device the auth service issued the token for; license requests must then come
+    /// from that device (`X-Device-Id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
 }
 
 impl Claims {
@@ -121,6 +125,7 @@ pub(crate) fn check(
     let sub = short_string(claims, "sub")?.ok_or(Reason::Malformed)?;
     let iat = numeric_date(claims, "iat")?;
     let jti = short_string(claims, "jti")?;
+    let device_id = short_string(claims, "device_id")?;
     let roles = match claims.get("roles") {
         None => Vec::new(),
         Some(Value::Array(all)) if all.len() <= MAX_ROLES => all
@@ -138,5 +143,6 @@ pub(crate) fn check(
         iat,
         jti,
         roles,
+        device_id,
     })
 }

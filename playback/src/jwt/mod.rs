@@ -112,6 +112,7 @@ mod tests {
             iat: Some(NOW),
             jti: None,
             roles: vec![],
+            device_id: None,
         }
     }
 

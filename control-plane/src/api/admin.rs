@@ -1,0 +1,89 @@
+//! The admin API (a JWT whose `roles` contain `admin`): changes edges must hear about at once.
+//!
+//! - `POST /admin/v1/videos/{videoId}/keys/{keyId}/revoke` → 200
+//!   `{videoId, keyId, revokedAt, alreadyRevoked, edgesNotified}`; 404 for a key the title
+//!   does not have. Idempotent: a repeat keeps the first `revokedAt` and re-publishes.
+//! - `PUT /admin/v1/users/{userId}/subscription` `{"tier": "free"|"pro"|"enterprise"}` → 200
+//!   `{userId, tier, edgesNotified}`; the user is created if needed.
+//!
+//! The logic is shared with the CLI in [`crate::admin`].
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::extract::{path_uuid, Admin, ApiJson};
+use super::AppState;
+use crate::admin::{self, KeyRevocation, SubscriptionChange};
+use crate::db::users::TierName;
+
+/// Longest user id accepted in a path (the JWT `sub` of a viewer).
+pub const MAX_USER_ID_LEN: usize = 255;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionBody {
+    tier: TierName,
+}
+
+/// `POST /admin/v1/videos/{videoId}/keys/{keyId}/revoke`.
+pub async fn revoke_key(
+    State(app): State<AppState>,
+    Admin(admin): Admin,
+    Path((raw_video, raw_key)): Path<(String, String)>,
+) -> Result<Json<KeyRevocation>, ApiError> {
+    let video_id = path_uuid(&raw_video)?;
+    let key_id = path_uuid(&raw_key)?;
+    let revocation = admin::revoke_key(&app.db, &app.invalidator, video_id, key_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "This video has no content key with that id.",
+            )
+        })?;
+    tracing::info!(adminId = %admin.user_id(), fileId = %video_id, keyId = %key_id, "key revocation requested");
+    Ok(Json(revocation))
+}
+
+/// `PUT /admin/v1/users/{userId}/subscription`.
+pub async fn set_subscription(
+    State(app): State<AppState>,
+    Admin(admin): Admin,
+    Path(user_id): Path<String>,
+    ApiJson(body): ApiJson<SubscriptionBody>,
+) -> Result<Json<SubscriptionChange>, ApiError> {
+    if !valid_user_id(&user_id) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("The user id must be 1 to {MAX_USER_ID_LEN} bytes without control characters."),
+        ));
+    }
+    let change = admin::set_subscription(&app.db, &app.invalidator, &user_id, body.tier).await?;
+    tracing::info!(adminId = %admin.user_id(), userId = %user_id, tier = body.tier.as_str(), "subscription change requested");
+    Ok(Json(change))
+}
+
+/// A user id (JWT `sub`) we store: non-empty, bounded, printable.
+pub fn valid_user_id(user_id: &str) -> bool {
+    !user_id.is_empty()
+        && user_id.len() <= MAX_USER_ID_LEN
+        && !user_id.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids() {
+        assert!(valid_user_id("alice"));
+        assert!(valid_user_id("auth0|5f7c8ec7c33c6c004bbafe82"));
+        assert!(!valid_user_id(""));
+        assert!(!valid_user_id("a\nb"));
+        assert!(!valid_user_id(&"x".repeat(MAX_USER_ID_LEN + 1)));
+    }
+}
