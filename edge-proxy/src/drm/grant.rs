@@ -17,13 +17,13 @@ use playback::Reason;
 use sha2::{Digest, Sha256};
 
 use crate::analytics::Event;
-use crate::control_plane::{Entitlement, Terms};
+use crate::control_plane::Terms;
 use crate::credentials::{bearer_token, query_param};
 use crate::edge::{now_unix, Edge};
 use crate::errors::EdgeError;
 use crate::license_ledger::LicenseRecord;
 use crate::route::is_stream_id;
-use crate::serve::Subject;
+use crate::serve::{require_entitlement, Subject};
 use crate::viewer::JWT_QUERY_PARAM;
 
 /// Header naming the playback session a license request belongs to.
@@ -83,27 +83,13 @@ pub async fn admit(
     stream_id: String,
     device_id: Option<String>,
 ) -> Result<Grant, EdgeError> {
-    edge.drm
-        .rate
-        .check(user_id)
-        .await
-        .map_err(|limited| EdgeError::Limited {
-            reason: Reason::RateLimited,
-            retry_after_secs: limited.retry_after_secs,
-        })?;
-    let terms = match edge.control_plane.entitlement(user_id, video_id).await {
-        Ok(Entitlement::Allowed(terms)) => terms,
-        Ok(Entitlement::Denied(reason)) => return Err(EdgeError::Denied(reason)),
-        Err(_) => return Err(EdgeError::ControlPlaneUnavailable),
-    };
+    check_rate(edge, user_id).await?;
+    let terms = require_entitlement(edge, user_id, video_id).await?;
     edge.drm
         .streams
         .admit(user_id, &stream_id, terms.max_streams)
         .await
-        .map_err(|limited| EdgeError::Limited {
-            reason: Reason::StreamLimit,
-            retry_after_secs: limited.retry_after_secs,
-        })?;
+        .map_err(|limited| limited.refusal(Reason::StreamLimit))?;
     Ok(Grant {
         user_id: user_id.to_string(),
         video_id: video_id.to_string(),
@@ -116,6 +102,16 @@ pub async fn admit(
 /// A fresh license id (a UUID, the `media_licenses` primary key).
 pub fn new_license_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// Counts one request of `user_id` against `drm.rate_limit_per_sec` (manifest, key and license
+/// requests).
+pub async fn check_rate(edge: &Edge, user_id: &str) -> Result<(), EdgeError> {
+    edge.drm
+        .rate
+        .check(user_id)
+        .await
+        .map_err(|limited| limited.refusal(Reason::RateLimited))
 }
 
 /// Records the license `grant` is about to receive (outbox, metrics, event). A license that

@@ -34,6 +34,14 @@ impl Limited {
             retry_after_secs: until_ms.saturating_sub(now_ms).div_ceil(1000).max(1),
         }
     }
+
+    /// The 429 refusal for this limit, with `reason` (`rate_limited`, `stream_limit`).
+    pub fn refusal(self, reason: playback::Reason) -> crate::errors::EdgeError {
+        crate::errors::EdgeError::Limited {
+            reason,
+            retry_after_secs: self.retry_after_secs,
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).

@@ -17,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{require_entitlement, Subject};
+use crate::drm::grant::check_rate;
 use crate::edge::{now_unix, Edge};
 use crate::errors::EdgeError;
 use crate::reply::Reply;
@@ -36,14 +37,7 @@ pub async fn serve(
         subject.denial_detail = Some(format!("{} revoked", revoked.kind.label()));
         return Err(EdgeError::Denied(Reason::Revoked));
     }
-    edge.drm
-        .rate
-        .check(&claims.sub)
-        .await
-        .map_err(|limited| EdgeError::Limited {
-            reason: Reason::RateLimited,
-            retry_after_secs: limited.retry_after_secs,
-        })?;
+    check_rate(edge, &claims.sub).await?;
     require_entitlement(edge, &claims.sub, video_id).await?;
     subject.session_id.clone_from(&session.session_id);
     let (url, expires_at) =
