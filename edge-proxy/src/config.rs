@@ -24,6 +24,7 @@ pub struct EdgeConfig {
     pub origin: OriginConfig,
     pub control_plane: ControlPlaneConfig,
     pub cache: CacheConfig,
+    pub cdn: CdnConfig,
     pub sessions: SessionsConfig,
     pub cookies: CookiesConfig,
     pub cloudfront: CloudFrontConfig,
@@ -274,8 +275,10 @@ pub struct DebugConfig {
 pub enum OriginKind {
     /// A local folder laid out as `{directory}/{videoId}/...`.
     Directory,
-    /// An HTTP(S) server laid out as `{url}/{videoId}/...`.
+    /// HTTP(S) servers laid out as `{url}/{videoId}/...` (`url`, or several `urls`).
     Http,
+    /// An S3 bucket laid out as `{prefix}/{videoId}/...` (`[origin.s3]`).
+    S3,
 }
 
 /// `[origin]`: the source of playlists and segments.
@@ -284,9 +287,40 @@ pub enum OriginKind {
 pub struct OriginConfig {
     pub kind: OriginKind,
     pub directory: PathBuf,
+    /// The HTTP origin's base URL (`kind = "http"`); or use `urls`, not both.
     pub url: String,
+    /// Several HTTP origin base URLs with the same layout, load-balanced round-robin among the
+    /// healthy ones, failing over on connect errors (`kind = "http"`).
+    pub urls: Vec<String>,
+    /// HTTP health check: `GET {base URL}{health_check_path}` must answer 2xx; `""` (default)
+    /// checks only that a TCP (or TLS) connection opens.
+    pub health_check_path: String,
+    /// How often every HTTP backend is checked.
+    pub health_check_interval_ms: u64,
     pub max_playlist_bytes: u64,
     pub timeout_ms: u64,
+    pub s3: OriginS3Config,
+}
+
+/// `[origin.s3]`: the bucket of `kind = "s3"`. The secret key and session token are read
+/// from files at start-up, never written inline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OriginS3Config {
+    /// `http(s)://host[:port]`, no path, e.g. `https://s3.eu-west-1.amazonaws.com`.
+    pub endpoint: String,
+    /// The signing region.
+    pub region: String,
+    pub bucket: String,
+    /// Key prefix in front of `{videoId}/`, e.g. `media/hls`; `""` for the bucket's root.
+    pub prefix: String,
+    /// `"path"` (`{endpoint}/{bucket}/...`, default) or `"virtual-hosted"`
+    /// (`{bucket}.{endpoint host}/...`).
+    pub addressing: crate::origin::s3::S3Addressing,
+    pub access_key_id: String,
+    pub secret_access_key_file: PathBuf,
+    /// The session token of temporary (STS) credentials; `""` for long-term keys.
+    pub session_token_file: PathBuf,
 }
 
 /// `[control_plane]`: the internal API that answers entitlement and key questions.
@@ -299,7 +333,8 @@ pub struct ControlPlaneConfig {
     pub timeout_ms: u64,
 }
 
-/// `[cache]`: in-process caches in front of the control plane.
+/// `[cache]`: in-process caches in front of the control plane, and the segment cache in front
+/// of HTTP and S3 origins.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
@@ -307,6 +342,33 @@ pub struct CacheConfig {
     pub negative_ttl_secs: u64,
     pub content_key_ttl_secs: u64,
     pub max_entries: u64,
+    /// Memory budget of the segment cache (headers + bodies); 0 turns the cache off.
+    pub segment_cache_bytes: u64,
+    /// Largest object the segment cache stores; larger ones stream through uncached.
+    pub max_object_bytes: u64,
+    /// Freshness of a segment whose origin sends no `Cache-Control`/`Expires`.
+    pub segment_max_age_secs: u64,
+    /// How long past freshness a stored object may answer when the origin fails.
+    pub stale_if_error_secs: u64,
+    /// How long concurrent misses for one object wait for the request fetching it.
+    pub lock_timeout_ms: u64,
+    /// Freshness of a live origin playlist (no `#EXT-X-ENDLIST`) whose origin says nothing.
+    pub playlist_live_ttl_secs: u64,
+    /// Freshness of a VOD origin playlist (`#EXT-X-ENDLIST`) whose origin says nothing.
+    pub playlist_vod_ttl_secs: u64,
+    /// Most origin playlists held at once.
+    pub playlist_max_entries: u64,
+}
+
+/// `[cdn]`: a CDN pulling from the edge. A request carrying one of the shared secrets in
+/// `header` skips viewer tokens and gets a token-free, publicly cacheable answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CdnConfig {
+    /// File holding the shared secret(s), one per line (two during a rotation); `""` = off.
+    pub shared_secret_file: PathBuf,
+    /// The request header that carries the secret.
+    pub header: String,
 }
 
 impl Default for ServerConfig {
@@ -452,8 +514,27 @@ impl Default for OriginConfig {
             kind: OriginKind::Directory,
             directory: "data/origin".into(),
             url: String::new(),
+            urls: Vec::new(),
+            health_check_path: String::new(),
+            health_check_interval_ms: 5_000,
             max_playlist_bytes: 4 * 1024 * 1024,
             timeout_ms: 5_000,
+            s3: OriginS3Config::default(),
+        }
+    }
+}
+
+impl Default for OriginS3Config {
+    fn default() -> Self {
+        OriginS3Config {
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            bucket: String::new(),
+            prefix: String::new(),
+            addressing: crate::origin::s3::S3Addressing::Path,
+            access_key_id: String::new(),
+            secret_access_key_file: PathBuf::new(),
+            session_token_file: PathBuf::new(),
         }
     }
 }
@@ -476,6 +557,23 @@ impl Default for CacheConfig {
             negative_ttl_secs: 5,
             content_key_ttl_secs: 300,
             max_entries: 100_000,
+            segment_cache_bytes: 512 * 1024 * 1024,
+            max_object_bytes: 32 * 1024 * 1024,
+            segment_max_age_secs: 24 * 3600,
+            stale_if_error_secs: 3600,
+            lock_timeout_ms: 5_000,
+            playlist_live_ttl_secs: 1,
+            playlist_vod_ttl_secs: 60,
+            playlist_max_entries: 10_000,
+        }
+    }
+}
+
+impl Default for CdnConfig {
+    fn default() -> Self {
+        CdnConfig {
+            shared_secret_file: PathBuf::new(),
+            header: "x-edge-cdn-auth".into(),
         }
     }
 }
@@ -572,11 +670,7 @@ impl EdgeConfig {
             self.signed_urls.manifest_ttl_secs,
         )?;
         self.validate_tokens()?;
-        if self.origin.kind == OriginKind::Http {
-            check_http_url("origin.url", &self.origin.url)?;
-        }
-        check_positive("origin.max_playlist_bytes", self.origin.max_playlist_bytes)?;
-        check_positive("origin.timeout_ms", self.origin.timeout_ms)?;
+        self.validate_origin()?;
         check_http_url("control_plane.url", &self.control_plane.url)?;
         check_positive("control_plane.timeout_ms", self.control_plane.timeout_ms)?;
         check_positive(
@@ -589,8 +683,66 @@ impl EdgeConfig {
             self.cache.content_key_ttl_secs,
         )?;
         check_positive("cache.max_entries", self.cache.max_entries)?;
+        self.validate_segment_cache()?;
+        if !self.cdn.shared_secret_file.as_os_str().is_empty()
+            && http::HeaderName::from_bytes(self.cdn.header.as_bytes()).is_err()
+        {
+            return Err(invalid(
+                "cdn.header",
+                format!("{:?} is not a header name", self.cdn.header),
+                "use a header name such as \"x-edge-cdn-auth\"",
+            ));
+        }
         self.validate_drm()?;
         Ok(())
+    }
+
+    /// The segment cache's limits and freshness defaults.
+    fn validate_segment_cache(&self) -> Result<(), ConfigError> {
+        let cache = &self.cache;
+        if cache.segment_cache_bytes > 0 {
+            if let Err(problem) = self.segment_storage_limits().validate() {
+                return Err(invalid(
+                    "cache.max_object_bytes",
+                    problem.to_string(),
+                    "keep cache.max_object_bytes between 1 and cache.segment_cache_bytes (under 4 GiB)",
+                ));
+            }
+        }
+        check_positive("cache.segment_max_age_secs", cache.segment_max_age_secs)?;
+        check_positive("cache.lock_timeout_ms", cache.lock_timeout_ms)?;
+        check_positive("cache.playlist_live_ttl_secs", cache.playlist_live_ttl_secs)?;
+        check_positive("cache.playlist_vod_ttl_secs", cache.playlist_vod_ttl_secs)?;
+        check_positive("cache.playlist_max_entries", cache.playlist_max_entries)?;
+        Ok(())
+    }
+
+    /// The segment cache's storage limits: objects stay stored through their stale-if-error
+    /// window after the longest default freshness.
+    pub fn segment_storage_limits(&self) -> crate::cache::StorageLimits {
+        let cache = &self.cache;
+        crate::cache::StorageLimits {
+            capacity_bytes: cache.segment_cache_bytes,
+            max_object_bytes: usize::try_from(cache.max_object_bytes).unwrap_or(usize::MAX),
+            max_age: std::time::Duration::from_secs(
+                cache
+                    .segment_max_age_secs
+                    .saturating_add(cache.stale_if_error_secs),
+            ),
+            streaming_partial_write: true,
+        }
+    }
+
+    /// The `[origin]` kind's settings: one of `url`/`urls` for HTTP, `[origin.s3]` for S3.
+    fn validate_origin(&self) -> Result<(), ConfigError> {
+        let origin = &self.origin;
+        check_positive("origin.max_playlist_bytes", origin.max_playlist_bytes)?;
+        check_positive("origin.timeout_ms", origin.timeout_ms)?;
+        match origin.kind {
+            OriginKind::Directory => Ok(()),
+            OriginKind::Http => validate_http_origin(origin),
+            OriginKind::S3 => crate::origin::s3::S3Origin::check_config(origin),
+        }
     }
 
     /// The `[drm]` limits, sinks and license systems.
@@ -844,6 +996,91 @@ fn check_positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Most backends `origin.urls` may list.
+pub const MAX_ORIGIN_URLS: usize = 16;
+
+/// `origin.url` xor `origin.urls`, each an http(s) URL without credentials or query; the
+/// health check settings.
+fn validate_http_origin(origin: &OriginConfig) -> Result<(), ConfigError> {
+    let fix_one = "set `url = \"http://media.internal:9000/media\"` for one server, or `urls = [...]` for several";
+    match (origin.url.is_empty(), origin.urls.is_empty()) {
+        (false, false) => {
+            return Err(invalid(
+                "origin.urls",
+                "is set together with origin.url",
+                "keep one: `url` for one server, `urls` for several",
+            ))
+        }
+        (true, true) => {
+            return Err(invalid(
+                "origin.url",
+                "is empty (and so is origin.urls)",
+                fix_one,
+            ))
+        }
+        (false, true) => check_origin_url("origin.url", &origin.url)?,
+        (true, false) => {
+            if origin.urls.len() > MAX_ORIGIN_URLS {
+                return Err(invalid(
+                    "origin.urls",
+                    format!("lists {} URLs", origin.urls.len()),
+                    format!("list at most {MAX_ORIGIN_URLS}"),
+                ));
+            }
+            for (i, url) in origin.urls.iter().enumerate() {
+                check_origin_url("origin.urls", url)?;
+                let same =
+                    |other: &String| other.trim_end_matches('/') == url.trim_end_matches('/');
+                if origin.urls[..i].iter().any(same) {
+                    return Err(invalid(
+                        "origin.urls",
+                        format!("lists {url:?} twice"),
+                        "list every origin server once",
+                    ));
+                }
+            }
+        }
+    }
+    let path = &origin.health_check_path;
+    if !path.is_empty()
+        && (!path.starts_with('/')
+            || path.len() > 1024
+            || !path.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(invalid(
+            "origin.health_check_path",
+            format!("is {path:?}"),
+            "write a path relative to each origin URL starting with '/', e.g. \"/healthz\", or \"\" for a TCP check",
+        ));
+    }
+    if origin.health_check_interval_ms < 100 {
+        return Err(invalid(
+            "origin.health_check_interval_ms",
+            format!("is {}", origin.health_check_interval_ms),
+            "check at most every 100 ms (default 5000)",
+        ));
+    }
+    Ok(())
+}
+
+/// An origin base URL: http(s), no query, no `user:password@` (it would end up in logs).
+fn check_origin_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    check_http_url(key, value)?;
+    let has_userinfo = value
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|uri| uri.authority().map(|a| a.as_str().contains('@')))
+        .unwrap_or(false);
+    if has_userinfo || value.contains('#') {
+        return Err(invalid(
+            key,
+            "holds credentials or a fragment",
+            "write a plain URL such as \"http://media.internal:9000/media\" (the edge sends no origin credentials)",
+        ));
+    }
+    Ok(())
+}
+
 fn check_http_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
     let parsed: Result<http::Uri, _> = value.parse();
     let ok = match &parsed {
@@ -871,6 +1108,8 @@ pub struct Secrets {
     pub url_signing_key: Vec<u8>,
     pub service_token: String,
     pub key_transport_key: [u8; 32],
+    /// `cdn.shared_secret_file`'s secrets (empty when CDN pulls are off).
+    pub cdn_secrets: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -920,13 +1159,40 @@ impl Secrets {
                 "use the 32-byte key written by `control-plane init-secrets --dir data/secrets`",
             )
         })?;
+        let cdn_secrets = if config.cdn.shared_secret_file.as_os_str().is_empty() {
+            Vec::new()
+        } else {
+            cdn_secrets(&read_secret(
+                "cdn.shared_secret_file",
+                &config.cdn.shared_secret_file,
+            )?)?
+        };
         Ok(Secrets {
             jwt_hs256_secret,
             url_signing_key,
             service_token,
             key_transport_key,
+            cdn_secrets,
         })
     }
+}
+
+/// The CDN secrets: one per non-empty line, printable (they travel in a header), 16+ bytes.
+fn cdn_secrets(file: &[u8]) -> Result<Vec<Vec<u8>>, ConfigError> {
+    let secrets: Vec<Vec<u8>> = file
+        .split(|b| *b == b'\n')
+        .map(|line| line.trim_ascii().to_vec())
+        .filter(|line| !line.is_empty())
+        .collect();
+    let usable = |s: &Vec<u8>| s.len() >= MIN_SECRET_LEN && s.iter().all(u8::is_ascii_graphic);
+    if secrets.is_empty() || !secrets.iter().all(usable) {
+        return Err(invalid(
+            "cdn.shared_secret_file",
+            "must hold one printable secret of at least 16 characters per line",
+            "write e.g. `openssl rand -hex 32` into it (two lines while rotating)",
+        ));
+    }
+    Ok(secrets)
 }
 
 pub(crate) fn read_secret(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
@@ -1069,7 +1335,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_kinds_are_refused() {
-        let err = from_toml("[origin]\nkind = \"s3\"")
+        let err = from_toml("[origin]\nkind = \"ftp\"")
             .unwrap_err()
             .to_string();
         assert!(err.contains("kind"), "{err}");
@@ -1077,6 +1343,104 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn http_origins_name_their_key() {
+        let http = |lines: &str| from_toml(&format!("[origin]\nkind = \"http\"\n{lines}"));
+        let config = http("urls = [\"http://a:9000/media\", \"https://b.example/media/\"]\nhealth_check_path = \"/healthz\"\nhealth_check_interval_ms = 250").unwrap();
+        assert_eq!(config.origin.urls.len(), 2);
+        assert_eq!(config.origin.health_check_path, "/healthz");
+        assert_eq!(config.origin.health_check_interval_ms, 250);
+        assert_eq!(
+            invalid_key(http("url = \"http://a/m\"\nurls = [\"http://b/m\"]")),
+            "origin.urls"
+        );
+        assert_eq!(invalid_key(http("urls = []")), "origin.url");
+        assert_eq!(
+            invalid_key(http("urls = [\"http://a/m\", \"ftp://b/m\"]")),
+            "origin.urls"
+        );
+        assert_eq!(
+            invalid_key(http("urls = [\"http://a/m\", \"http://a/m/\"]")),
+            "origin.urls"
+        );
+        let many: Vec<String> = (0..=MAX_ORIGIN_URLS)
+            .map(|i| format!("\"http://h{i}/m\""))
+            .collect();
+        assert_eq!(
+            invalid_key(http(&format!("urls = [{}]", many.join(", ")))),
+            "origin.urls"
+        );
+        assert_eq!(
+            invalid_key(http("url = \"http://user:pass@a/m\"")),
+            "origin.url"
+        );
+        let err = http("url = \"http://user:hunter2@a/m\"")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert_eq!(
+            invalid_key(http(
+                "url = \"http://a/m\"\nhealth_check_path = \"healthz\""
+            )),
+            "origin.health_check_path"
+        );
+        assert_eq!(
+            invalid_key(http("url = \"http://a/m\"\nhealth_check_path = \"/a b\"")),
+            "origin.health_check_path"
+        );
+        assert_eq!(
+            invalid_key(http("url = \"http://a/m\"\nhealth_check_interval_ms = 10")),
+            "origin.health_check_interval_ms"
+        );
+        // Directory origins ignore the HTTP settings.
+        assert!(from_toml("[origin]\nurls = [\"ftp://x\"]").is_ok());
+    }
+
+    #[test]
+    fn s3_origin_settings_name_their_key() {
+        let base = "[origin]\nkind = \"s3\"\n[origin.s3]\nendpoint = \"http://127.0.0.1:9000\"\nbucket = \"media\"\naccess_key_id = \"AKIAEXAMPLE\"\nsecret_access_key_file = \"/run/secrets/s3\"\n";
+        let config = from_toml(base).unwrap();
+        assert_eq!(config.origin.kind, OriginKind::S3);
+        assert_eq!(config.origin.s3.region, "us-east-1");
+        assert_eq!(
+            config.origin.s3.addressing,
+            crate::origin::s3::S3Addressing::Path
+        );
+        let config = from_toml(&format!(
+            "{base}addressing = \"virtual-hosted\"\nprefix = \"hls/v1\"\nregion = \"eu-west-1\"\nsession_token_file = \"/run/secrets/token\""
+        ))
+        .unwrap();
+        assert_eq!(
+            config.origin.s3.addressing,
+            crate::origin::s3::S3Addressing::VirtualHosted
+        );
+        assert!(from_toml(&format!("{base}addressing = \"dns\"")).is_err());
+        let spoiled = |old: &str, new: &str| invalid_key(from_toml(&base.replace(old, new)));
+        assert_eq!(
+            spoiled("http://127.0.0.1:9000", "ftp://x"),
+            "origin.s3.endpoint"
+        );
+        assert_eq!(
+            spoiled("http://127.0.0.1:9000", "http://x/media"),
+            "origin.s3.endpoint"
+        );
+        assert_eq!(spoiled("\"media\"", "\"Media_Bucket\""), "origin.s3.bucket");
+        assert_eq!(spoiled("AKIAEXAMPLE", ""), "origin.s3.access_key_id");
+        assert_eq!(
+            spoiled("/run/secrets/s3", ""),
+            "origin.s3.secret_access_key_file"
+        );
+        assert_eq!(
+            invalid_key(from_toml(&format!("{base}prefix = \"a/../b\""))),
+            "origin.s3.prefix"
+        );
+        assert_eq!(
+            invalid_key(from_toml(&format!("{base}region = \"EU West\""))),
+            "origin.s3.region"
+        );
+        assert!(from_toml(&format!("{base}secret_access_key = \"inline\"")).is_err());
     }
 
     #[test]
@@ -1105,6 +1469,7 @@ mod tests {
             url_signing_key: vec![2; 32],
             service_token: "abc".into(),
             key_transport_key: [3; 32],
+            cdn_secrets: vec![b"0123456789abcdef".to_vec()],
         };
         assert_eq!(format!("{secrets:?}"), "Secrets { <redacted> }");
     }

@@ -10,6 +10,9 @@ use playback::token::cloudfront::CloudFrontVerifier;
 
 use crate::sessions::cloudfront_memo::VerifiedSignatures;
 
+use crate::cache::playlists::OriginPlaylists;
+use crate::cache::SegmentCache;
+use crate::cdn::CdnPull;
 use crate::config::{ConfigError, EdgeConfig, Secrets};
 use crate::control_plane::ControlPlane;
 use crate::drm::Drm;
@@ -37,6 +40,14 @@ pub struct Edge {
     /// `debug.denial_header`: add `X-Edge-Denial` to refusals.
     pub denial_header: bool,
     pub origin: Origin,
+    /// pingora-cache for segments of HTTP and S3 origins (`None` when `cache.segment_cache_bytes` is 0).
+    pub segment_cache: Option<SegmentCache>,
+    /// Origin copies of playlists, before the per-viewer rewrite.
+    pub playlists: OriginPlaylists,
+    /// CDN origin pulls (`None` unless `[cdn] shared_secret_file` is set).
+    pub cdn: Option<CdnPull>,
+    /// `cache.segment_max_age_secs`: a segment's freshness when its origin says nothing.
+    pub segment_max_age_secs: u64,
     pub control_plane: Arc<ControlPlane>,
     pub keys: Arc<ContentKeys>,
     /// License endpoints: limits, events, the license outbox, DRM systems.
@@ -106,6 +117,10 @@ impl Edge {
             cloudfront_signatures: VerifiedSignatures::new(metrics.clone()),
             denial_header: config.debug.denial_header,
             origin: Origin::from_config(&config.origin)?,
+            segment_cache: SegmentCache::from_config(config)?,
+            playlists: OriginPlaylists::new(&config.cache),
+            cdn: CdnPull::new(&config.cdn.header, &secrets.cdn_secrets),
+            segment_max_age_secs: config.cache.segment_max_age_secs,
             control_plane,
             keys,
             drm,

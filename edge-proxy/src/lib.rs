@@ -15,9 +15,12 @@
 //!   with limits in [`limits`], events in [`analytics`], license records in
 //!   [`license_ledger`]; the shared Redis is [`redis_link`], and [`invalidation`] applies the
 //!   control plane's key and entitlement invalidations;
+//! - origin objects are cached in [`cache`] (pingora-cache over a bounded in-memory storage);
 //! - the Pingora phases are in [`proxy`]; configuration in [`config`].
 
 pub mod analytics;
+pub mod cache;
+pub mod cdn;
 pub mod config;
 pub mod control_plane;
 pub mod credentials;

@@ -87,6 +87,8 @@ fn build(cli: &Cli) -> Result<Server, String> {
     let edge = Edge::new(&config, secrets).map_err(|e| e.to_string())?;
     let revocations = edge.revocations.clone();
     load_revocations(&revocations);
+    // Several HTTP origin servers: discovery and health checks in the background.
+    let origin_health = edge.origin.health_service();
     let drm_tasks = DrmTasks {
         streams: edge.drm.streams.clone(),
         analytics: edge.drm.analytics.clone(),
@@ -112,6 +114,9 @@ fn build(cli: &Cli) -> Result<Server, String> {
         ListenAnnouncer { listen },
     ));
     server.add_service(background_service("drm background", drm_tasks));
+    if let Some(origin_health) = origin_health {
+        server.add_service(background_service("origin health checks", origin_health));
+    }
     if revocations.is_shared() {
         server.add_service(background_service(
             "revocation follower",

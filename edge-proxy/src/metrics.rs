@@ -14,6 +14,10 @@
 //!   start.
 //! - `edge_provider_exchanges{system,connection}`: requests to the Widevine / PlayReady service
 //!   on a `new` or a `pooled` (warm) upstream connection, since start.
+//! - `edge_segment_cache_total{result}`: proxied segment requests by segment-cache outcome
+//!   (`hit`, `miss`, `stale` = served stale because the origin failed, `revalidated` = a 304
+//!   from the origin refreshed it, `expired`, `bypass` = not cacheable or too large).
+//! - `edge_segment_cache_bytes` / `edge_segment_cache_objects`: what the segment cache holds.
 //!
 //! Labels are bounded sets (route labels, status codes, reason codes); never ids or tokens.
 
@@ -36,7 +40,14 @@ pub struct Metrics {
     events_written: IntGauge,
     events_dropped: IntGauge,
     provider_exchanges: prometheus::IntGaugeVec,
+    segment_cache: IntCounterVec,
+    segment_cache_bytes: IntGauge,
+    segment_cache_objects: IntGauge,
 }
+
+/// Outcomes in `edge_segment_cache_total{result}`.
+pub const SEGMENT_CACHE_RESULTS: [&str; 6] =
+    ["hit", "miss", "stale", "revalidated", "expired", "bypass"];
 
 /// Names of the caches, as used in the `cache` label (`_l2` = shared in Redis).
 pub const CACHES: [&str; 7] = [
@@ -120,6 +131,28 @@ impl Metrics {
             "edge_events_dropped",
             "Analytics events dropped since start (full buffer or bus unavailable).",
         );
+        let segment_cache_bytes = gauge(
+            "edge_segment_cache_bytes",
+            "Bytes held by the segment cache (headers and bodies).",
+        );
+        let segment_cache_objects = gauge(
+            "edge_segment_cache_objects",
+            "Objects held by the segment cache.",
+        );
+        let segment_cache = IntCounterVec::new(
+            Opts::new(
+                "edge_segment_cache_total",
+                "Proxied segment requests, by segment-cache outcome.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        for result in SEGMENT_CACHE_RESULTS {
+            segment_cache.with_label_values(&[result]);
+        }
+        registry
+            .register(Box::new(segment_cache.clone()))
+            .expect("unique metric");
         let provider_exchanges = prometheus::IntGaugeVec::new(
             Opts::new(
                 "edge_provider_exchanges",
@@ -165,7 +198,21 @@ impl Metrics {
             events_written,
             events_dropped,
             provider_exchanges,
+            segment_cache,
+            segment_cache_bytes,
+            segment_cache_objects,
         }
+    }
+
+    /// Records one proxied segment request's cache outcome (one of [`SEGMENT_CACHE_RESULTS`]).
+    pub fn segment_cache(&self, result: &'static str) {
+        self.segment_cache.with_label_values(&[result]).inc();
+    }
+
+    /// Sets what the segment cache holds.
+    pub fn set_segment_cache(&self, bytes: u64, objects: u64) {
+        self.segment_cache_bytes.set(bytes as i64);
+        self.segment_cache_objects.set(objects as i64);
     }
 
     /// Sets `edge_provider_exchanges` for `system` from its (new, pooled) counts.

@@ -3,27 +3,35 @@
 //!
 //! - `request_filter` routes and answers everything the edge serves itself (health, readiness,
 //!   metrics, manifests, playlists, keys, directory-origin segments) via [`serve::dispatch`].
-//! - Only segments of an HTTP origin continue to `upstream_peer` / `upstream_request_filter`,
-//!   and stream back through `response_filter` / `response_body_filter`, where origin errors
-//!   become the edge's JSON errors.
+//! - Only segments of an HTTP or S3 origin continue, admitted already, into pingora-cache
+//!   (`request_cache_filter`, `cache_key_callback`, `response_cache_filter`; see [`crate::cache`]):
+//!   a hit is answered from memory, concurrent misses wait on one origin fetch (the cache lock),
+//!   and a stored copy answers while the origin fails (stale-if-error).
+//! - Misses go to `upstream_peer` / `upstream_request_filter` (one retry per other backend on a
+//!   connect failure, `fail_to_connect`) and stream back through `response_filter` /
+//!   `response_body_filter`, where origin errors become the edge's JSON errors and
+//!   `Cache-Control` is set for the audience (viewer or CDN).
 //! - `logging` records metrics and one JSON access-log line per request.
 
 use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora::cache::{CacheKey, CachePhase, NoCacheReason, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::analytics::Event;
+use crate::cache::SegmentCache;
 use crate::edge::Edge;
 use crate::errors::EdgeError;
-use crate::origin::{Origin, OriginError};
+use crate::origin::OriginError;
 use crate::reply::Reply;
 use crate::route::Route;
-use crate::serve::{self, Outcome, Subject, UpstreamTarget};
+use crate::serve::hls::segment_cache_control;
+use crate::serve::{self, Audience, Outcome, Subject, UpstreamTarget};
 use crate::sessions::propagation::redact_path;
 
 /// Per-request state shared across phases.
@@ -31,10 +39,14 @@ pub struct RequestCtx {
     started: Instant,
     route: &'static str,
     subject: Subject,
-    /// Set when the request is proxied to the HTTP origin.
+    /// Set when the request is proxied to the HTTP or S3 origin.
     upstream: Option<UpstreamTarget>,
+    /// The HTTP origin servers this request has tried, in order (a connect failure moves on).
+    origin_servers: Vec<usize>,
     /// Set when an origin error response is replaced by the edge's JSON error body.
     replacement_body: Option<Bytes>,
+    /// The byte range to cut from an origin body the cache did not keep (see `response_filter`).
+    body_cut: Option<BodyCut>,
     /// The refusal's reason code, for the access log.
     denial: Option<&'static str>,
 }
@@ -49,7 +61,9 @@ impl ProxyHttp for Edge {
             route: Route::NotFound.label(),
             subject: Subject::default(),
             upstream: None,
+            origin_servers: Vec::new(),
             replacement_body: None,
+            body_cut: None,
             denial: None,
         }
     }
@@ -107,56 +121,131 @@ impl ProxyHttp for Edge {
         Ok(true)
     }
 
-    /// The HTTP origin, resolved now.
+    /// Admitted segment requests of a proxied origin go through the segment cache.
+    fn request_cache_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let cacheable_method = matches!(
+            session.req_header().method,
+            http::Method::GET | http::Method::HEAD
+        );
+        if let (Some(cache), Some(_), true) = (&self.segment_cache, &ctx.upstream, cacheable_method)
+        {
+            cache.enable(session);
+        }
+        Ok(())
+    }
+
+    /// The origin object's key: video id and proven asset path, nothing from the viewer.
+    fn cache_key_callback(
+        &self,
+        _session: &Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<CacheKey> {
+        match &ctx.upstream {
+            Some(target) => Ok(SegmentCache::key(
+                &target.video_id,
+                &target.path,
+                target.query.as_deref(),
+            )),
+            None => Error::e_explain(ErrorType::InternalError, "cache key without a segment"),
+        }
+    }
+
+    /// What the origin's answer allows: see [`SegmentCache::cacheability`].
+    fn response_cache_filter(
+        &self,
+        _session: &Session,
+        response: &ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<RespCacheable> {
+        Ok(match &self.segment_cache {
+            Some(cache) => cache.cacheability(response),
+            None => RespCacheable::Uncacheable(NoCacheReason::NeverEnabled),
+        })
+    }
+
+    /// The origin backend for this attempt.
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
-        let Origin::Http(origin) = &self.origin else {
-            return Error::e_explain(ErrorType::InternalError, "proxying without an HTTP origin");
-        };
-        match origin.peer().await {
+        match self.origin.upstream_peer(&mut ctx.origin_servers).await {
             Ok(peer) => Ok(Box::new(peer)),
             Err(OriginError::Failed(cause)) => Error::e_explain(ErrorType::ConnectNoRoute, cause),
             Err(other) => Error::e_explain(ErrorType::ConnectNoRoute, other.to_string()),
         }
     }
 
-    /// Rewrites the request for the origin: its path layout, its `Host`, no edge token.
+    /// A backend that cannot be reached is retried on the next one, while there is one.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if ctx.origin_servers.len() < self.origin.max_attempts() {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    /// Rewrites the request for the origin: its path layout, its `Host` (and an S3 signature),
+    /// no edge token, no viewer credentials. pingora-cache has already turned it into a
+    /// whole-object GET (or a revalidation) when the segment cache is on.
     async fn upstream_request_filter(
         &self,
         _session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let (Some(target), Origin::Http(origin)) = (&ctx.upstream, &self.origin) else {
+        let Some(target) = &ctx.upstream else {
             return Ok(());
         };
-        let uri = target
-            .path_and_query
-            .parse()
-            .map_err(|e| Error::because(ErrorType::InternalError, "building the origin URI", e))?;
-        upstream_request.set_uri(uri);
-        upstream_request.insert_header(http::header::HOST, origin.authority())?;
-        upstream_request.remove_header(&http::header::AUTHORIZATION);
-        upstream_request.remove_header(&http::header::COOKIE);
-        Ok(())
+        self.origin
+            .prepare_upstream_request(
+                upstream_request,
+                &ctx.origin_servers,
+                &target.video_id,
+                &target.path,
+                target.query.as_deref(),
+            )
+            .map_err(|e| Error::because(ErrorType::InternalError, "building the origin request", e))
     }
 
-    /// Sets the segment's `Content-Type`, or swaps an origin error for the edge's JSON error.
+    /// Sets the segment's `Content-Type` and `Cache-Control` (for a viewer or a CDN) and
+    /// `X-Cache-Status`, or swaps an origin error for the edge's JSON error.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         let Some(target) = &ctx.upstream else {
             return Ok(());
         };
+        let cache_status = cache_status(session.cache.phase());
+        if let Some(status) = cache_status {
+            self.metrics.segment_cache(status);
+        }
+        if cache_status == Some("bypass") && response.status == 200 {
+            // pingora-cache asked the origin for the whole object, then found it too large to
+            // keep (or uncacheable): the viewer's range is cut here instead.
+            ctx.body_cut = BodyCut::for_range(session.req_header(), response);
+        }
         match response.status.as_u16() {
             200..=299 | 304 | 416 => {
                 response.insert_header(http::header::CONTENT_TYPE, target.content_type)?;
+                let cache_control = self.segment_cache_control(session, response, target.audience);
+                response.insert_header(http::header::CACHE_CONTROL, cache_control)?;
+                response.remove_header(&http::header::SET_COOKIE);
+                if let Some(status) = cache_status {
+                    response.insert_header("x-cache-status", status.to_ascii_uppercase())?;
+                }
             }
             404 | 410 => ctx.replacement_body = replace_with_error(response, &EdgeError::NotFound)?,
             status => {
@@ -180,6 +269,8 @@ impl ProxyHttp for Edge {
     ) -> pingora::Result<Option<std::time::Duration>> {
         if let Some(replacement) = &ctx.replacement_body {
             *body = end_of_stream.then(|| replacement.clone());
+        } else if let Some(cut) = &mut ctx.body_cut {
+            *body = body.take().and_then(|chunk| cut.apply(chunk));
         }
         Ok(None)
     }
@@ -244,6 +335,28 @@ impl ProxyHttp for Edge {
 }
 
 impl Edge {
+    /// A proxied segment's `Cache-Control`: its remaining freshness in the cache (or the
+    /// origin's own lifetime, or the default), `public` for a CDN and `private` for a viewer;
+    /// `immutable` when the origin set no policy of its own.
+    fn segment_cache_control(
+        &self,
+        session: &Session,
+        response: &ResponseHeader,
+        audience: Audience,
+    ) -> String {
+        let origin_policy = response.headers.contains_key(http::header::CACHE_CONTROL)
+            || response.headers.contains_key(http::header::EXPIRES);
+        let max_age = match session.cache.maybe_cache_meta() {
+            Some(meta) => meta
+                .fresh_until()
+                .duration_since(std::time::SystemTime::now())
+                .map_or(0, |left| left.as_secs()),
+            None if origin_policy => 0,
+            None => self.segment_max_age_secs,
+        };
+        segment_cache_control(audience, max_age, !origin_policy)
+    }
+
     /// The error response for `error`, counting it as a denial when it is one; with
     /// `debug.denial_header`, refusals carry `X-Edge-Denial: <code>; <detail>`.
     fn refusal(&self, error: &EdgeError, subject: &mut Subject) -> Reply {
@@ -270,6 +383,60 @@ impl Edge {
             .collect();
         reply.header("x-edge-denial", value)
     }
+}
+
+/// The part of a streamed body a single-range request wants, `start..end` of the whole.
+struct BodyCut {
+    start: usize,
+    end: usize,
+    /// Body offset of the next chunk.
+    offset: usize,
+}
+
+impl BodyCut {
+    /// Turns `response` (a whole 200) into the 206 or 416 that `req`'s `Range` asks for;
+    /// `None` when there is no single satisfiable-or-not range to apply (then it stays 200).
+    fn for_range(req: &RequestHeader, response: &mut ResponseHeader) -> Option<BodyCut> {
+        req.headers.get(http::header::RANGE)?;
+        // Pingora refuses as soon as the count of ranges reaches the limit: 2 = one range only.
+        match pingora::proxy::range_header_filter(req, response, Some(2)) {
+            pingora::proxy::RangeType::Single(range) => Some(BodyCut {
+                start: range.start,
+                end: range.end,
+                offset: 0,
+            }),
+            pingora::proxy::RangeType::Invalid => Some(BodyCut {
+                start: 0,
+                end: 0,
+                offset: 0,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The slice of `chunk` inside the range, if any.
+    fn apply(&mut self, chunk: Bytes) -> Option<Bytes> {
+        let chunk_start = self.offset;
+        self.offset += chunk.len();
+        let from = self.start.max(chunk_start).min(self.offset) - chunk_start;
+        let to = self.end.min(self.offset).max(chunk_start) - chunk_start;
+        (from < to).then(|| chunk.slice(from..to))
+    }
+}
+
+/// `X-Cache-Status` and the metric label for a cache phase; `None` when the cache was never
+/// on for the request.
+fn cache_status(phase: CachePhase) -> Option<&'static str> {
+    Some(match phase {
+        CachePhase::Hit => "hit",
+        CachePhase::Miss => "miss",
+        CachePhase::Stale | CachePhase::StaleUpdating => "stale",
+        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => "revalidated",
+        CachePhase::Expired => "expired",
+        CachePhase::Disabled(NoCacheReason::NeverEnabled) => return None,
+        CachePhase::Disabled(_) | CachePhase::Bypass => "bypass",
+        CachePhase::Uninit | CachePhase::CacheKey => return None,
+    })
 }
 
 /// Reads a request body of at most `limit` bytes (admin and license endpoints only).
@@ -315,4 +482,47 @@ fn replace_with_error(
     replaced.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     *response = replaced;
     Ok(origin_has_body.then_some(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut_for(range: &str, len: usize) -> (Option<BodyCut>, ResponseHeader) {
+        let mut req = RequestHeader::build("GET", b"/hls/v/seg.ts", None).unwrap();
+        req.insert_header("range", range).unwrap();
+        let mut response = ResponseHeader::build(200, None).unwrap();
+        response.insert_header("content-length", len).unwrap();
+        (BodyCut::for_range(&req, &mut response), response)
+    }
+
+    #[test]
+    fn a_single_range_is_cut_across_chunks() {
+        let (cut, response) = cut_for("bytes=3-8", 12);
+        let mut cut = cut.expect("one range");
+        assert_eq!(response.status, 206);
+        assert_eq!(response.headers["content-range"], "bytes 3-8/12");
+        let chunks: Vec<Option<Bytes>> = [&b"0123"[..], b"4567", b"89ab"]
+            .into_iter()
+            .map(|c| cut.apply(Bytes::copy_from_slice(c)))
+            .collect();
+        assert_eq!(
+            chunks,
+            vec![
+                Some(Bytes::from_static(b"3")),
+                Some(Bytes::from_static(b"4567")),
+                Some(Bytes::from_static(b"8"))
+            ]
+        );
+    }
+
+    #[test]
+    fn unsatisfiable_ranges_send_nothing_and_several_ranges_send_everything() {
+        let (cut, response) = cut_for("bytes=50-60", 12);
+        assert_eq!(response.status, 416);
+        assert_eq!(cut.expect("a 416").apply(Bytes::from_static(b"0123")), None);
+        let (cut, response) = cut_for("bytes=0-1,4-5", 12);
+        assert!(cut.is_none());
+        assert_eq!(response.status, 200);
+    }
 }

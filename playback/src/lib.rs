@@ -12,7 +12,9 @@
 //! - [`keywrap`]: the envelope format content keys travel and rest in.
 //! - [`license`]: DRM license formats (ClearKey, FairPlay, Widevine, PlayReady).
 //! - [`denial`]: the machine reason codes every refusal carries.
+//! - [`conditional`]: HTTP conditional and byte-range requests for a file (RFC 9110).
 
+pub mod conditional;
 pub mod denial;
 pub mod entitlement;
 pub mod hls;

@@ -20,6 +20,7 @@ use crate::edge::Edge;
 use crate::errors::EdgeError;
 use crate::reply::Reply;
 use crate::route::Route;
+use playback::hls::AssetPath;
 
 /// How a request is answered.
 pub enum Outcome {
@@ -29,13 +30,26 @@ pub enum Outcome {
     Proxy(UpstreamTarget),
 }
 
-/// A segment request to forward to the HTTP origin.
+/// A segment request for Pingora to proxy to the HTTP or S3 origin, through the segment cache.
 #[derive(Debug, Clone)]
 pub struct UpstreamTarget {
-    /// Request target on the origin: `{base_path}/{videoId}/{path}?{query without tokens}`.
-    pub path_and_query: String,
+    pub video_id: String,
+    /// The proven asset path; with the video id, the whole cache key.
+    pub path: AssetPath,
+    /// The viewer's query without the edge's token (forwarded to HTTP origins, never cached on).
+    pub query: Option<String>,
     /// `Content-Type` the edge sets on the response (by extension).
     pub content_type: &'static str,
+    pub audience: Audience,
+}
+
+/// Who a response is for, which decides its `Cache-Control`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// A viewer admitted by a token: caches on the way may keep it only privately.
+    Viewer,
+    /// A CDN pulling with the `[cdn]` secret: token-free and publicly cacheable.
+    Cdn,
 }
 
 /// Who and what a request was about, filled in by handlers for logs and metrics.

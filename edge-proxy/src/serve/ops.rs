@@ -71,6 +71,10 @@ pub fn metrics(edge: &Edge) -> Reply {
         edge.metrics
             .set_provider_exchanges("playready", playready.connection_counts());
     }
+    if let Some(cache) = &edge.segment_cache {
+        edge.metrics
+            .set_segment_cache(cache.stored_bytes(), cache.stored_objects());
+    }
     edge.metrics.set_delivery(
         edge.drm.ledger.pending(),
         edge.drm.analytics.written(),

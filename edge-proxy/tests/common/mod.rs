@@ -142,6 +142,23 @@ pub fn big_segment() -> Vec<u8> {
 pub enum OriginSetup<'a> {
     Directory(&'a Path),
     Http(String),
+    /// Several HTTP origin servers (`origin.urls`) and their health checks.
+    HttpServers {
+        urls: Vec<String>,
+        /// `origin.health_check_path` (`""` for a TCP check).
+        health_check_path: String,
+        health_check_interval_ms: u64,
+    },
+    /// An S3 bucket (`[origin.s3]`); the secret and token are written to files next to the
+    /// other test secrets.
+    S3 {
+        endpoint: String,
+        bucket: String,
+        prefix: String,
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: Option<String>,
+    },
 }
 
 /// A running edge process; killed on drop.
@@ -424,6 +441,40 @@ pub fn edge_config(
             dir.display().to_string()
         ),
         OriginSetup::Http(url) => format!("kind = \"http\"\nurl = {url:?}"),
+        OriginSetup::HttpServers {
+            urls,
+            health_check_path,
+            health_check_interval_ms,
+        } => format!(
+            "kind = \"http\"\nurls = {urls:?}\nhealth_check_path = {health_check_path:?}\n\
+             health_check_interval_ms = {health_check_interval_ms}"
+        ),
+        OriginSetup::S3 {
+            endpoint,
+            bucket,
+            prefix,
+            access_key_id,
+            secret_access_key,
+            session_token,
+        } => {
+            let secret_file = secrets.join("s3-secret-access-key");
+            std::fs::write(&secret_file, format!("{secret_access_key}\n")).unwrap();
+            let token_file = match session_token {
+                Some(token) => {
+                    let file = secrets.join("s3-session-token");
+                    std::fs::write(&file, token).unwrap();
+                    file.display().to_string()
+                }
+                None => String::new(),
+            };
+            // An inline table, since `[origin]`'s other keys follow.
+            format!(
+                "kind = \"s3\"\ns3 = {{ endpoint = {endpoint:?}, bucket = {bucket:?}, prefix = {prefix:?}, \
+                 access_key_id = {access_key_id:?}, secret_access_key_file = {:?}, \
+                 session_token_file = {token_file:?} }}",
+                secret_file.display().to_string()
+            )
+        }
     };
     let s = |name: &str| format!("{:?}", secrets.join(name).display().to_string());
     format!(
