@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora::cache::cache_control::CacheControl;
 use pingora::cache::{CacheKey, CachePhase, NoCacheReason, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -337,13 +338,22 @@ impl ProxyHttp for Edge {
 impl Edge {
     /// A proxied segment's `Cache-Control`: its remaining freshness in the cache (or the
     /// origin's own lifetime, or the default), `public` for a CDN and `private` for a viewer;
-    /// `immutable` when the origin set no policy of its own.
+    /// `immutable` when the origin set no policy of its own. An origin's `no-store` or
+    /// `private` is passed on as it is, whoever asks.
     fn segment_cache_control(
         &self,
         session: &Session,
         response: &ResponseHeader,
         audience: Audience,
     ) -> String {
+        if let Some(control) = CacheControl::from_resp_headers(response) {
+            if control.no_store() {
+                return "no-store".into();
+            }
+            if control.private() {
+                return "private, no-cache".into();
+            }
+        }
         let origin_policy = response.headers.contains_key(http::header::CACHE_CONTROL)
             || response.headers.contains_key(http::header::EXPIRES);
         let max_age = match session.cache.maybe_cache_meta() {

@@ -526,6 +526,7 @@ fn an_authenticated_cdn_gets_token_free_publicly_cacheable_answers() {
         .into_bytes(),
         Some("max-age=2"),
     );
+    origin.put("720p/personal.ts", pattern(1000, 9), Some("no-store"));
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("cdn-secret");
     std::fs::write(
@@ -560,6 +561,14 @@ fn an_authenticated_cdn_gets_token_free_publicly_cacheable_answers() {
     let hit = cdn("720p/seg_000.ts", "");
     assert!(!header(&hit, "age").is_empty(), "{}", hit.head);
     assert_eq!(header(&hit, "x-cache-status"), "HIT");
+    // What the origin refuses to have stored stays unstored, for the CDN too.
+    for _ in 0..2 {
+        let personal = cdn("720p/personal.ts", "");
+        assert_eq!(personal.status, 200, "{}", personal.head);
+        assert_eq!(header(&personal, "cache-control"), "no-store");
+        assert_eq!(header(&personal, "x-cache-status"), "BYPASS");
+    }
+    assert_eq!(origin.asked("720p/personal.ts").0, 2);
     // The old secret still works during a rotation; anything else is a viewer without a token.
     let old = edge.raw_get_with(
         &format!("/hls/{VIDEO}/720p/seg_000.ts"),
