@@ -44,11 +44,6 @@ impl CdnPull {
             })
             .into()
     }
-
-    /// The header a CDN must send (for messages; never its value).
-    pub fn header(&self) -> &str {
-        self.header.as_str()
-    }
 }
 
 #[cfg(test)]
