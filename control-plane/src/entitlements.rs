@@ -2,13 +2,21 @@
 //!
 //! The decision itself lives in the `playback` crate so the edge and the control plane apply one
 //! rule; this module only turns rows into the facts it needs.
+//!
+//! The rule, after the source service ("content ownership or organization membership";
+//! "organization/project membership — shared content access"; DRM needs Pro/Enterprise): the
+//! owner, the members of the organization a title is shared with, and the members of the
+//! project it is shared with may play it (a project share does not open the title to the rest
+//! of the organization); a DRM-protected title also needs a tier with `can_use_drm`. Sharing
+//! is set by the owner (`PUT /files/{fileId}/sharing`, [`crate::api::orgs`]); memberships by
+//! organization owners/admins. `tests/api_admin.rs` checks the edges' answers for each case.
 
 use playback::entitlement::{decide_playback, Access, VideoFacts, ViewerFacts};
 use playback::Reason;
 use time::OffsetDateTime;
 
 use crate::db::files::FileRecord;
-use crate::db::users::TierPolicy;
+use crate::db::users::{TierName, TierPolicy};
 use crate::db::{Db, DbError};
 
 /// A playback decision together with the tier that governs the viewer (their active
@@ -30,12 +38,36 @@ pub fn video_facts(file: &FileRecord) -> VideoFacts {
     }
 }
 
+/// Longest user id (JWT `sub`) a user row can have.
+pub const MAX_USER_ID_LEN: usize = 255;
+
+/// False for an id no user can have: users are created from accepted JWT subjects (1 to 255
+/// bytes, no control characters). Such ids are answered as nobody without a query (Postgres
+/// refuses NUL bytes in text, which would otherwise be a 500).
+pub fn is_possible_user_id(user_id: &str) -> bool {
+    !user_id.is_empty()
+        && user_id.len() <= MAX_USER_ID_LEN
+        && !user_id.chars().any(char::is_control)
+}
+
+fn nobody(user_id: &str) -> ViewerFacts {
+    ViewerFacts {
+        user_id: user_id.to_string(),
+        organization_ids: vec![],
+        project_ids: vec![],
+        tier: None,
+    }
+}
+
 /// The facts about a viewer: memberships and active tier. Unknown users have none.
 pub async fn viewer_facts(
     db: &Db,
     user_id: &str,
     now: OffsetDateTime,
 ) -> Result<ViewerFacts, DbError> {
+    if !is_possible_user_id(user_id) {
+        return Ok(nobody(user_id));
+    }
     let to_strings = |ids: Vec<uuid::Uuid>| ids.into_iter().map(|id| id.to_string()).collect();
     Ok(ViewerFacts {
         user_id: user_id.to_string(),
@@ -64,6 +96,14 @@ pub async fn decide_with_tier(
     user_id: &str,
     now: OffsetDateTime,
 ) -> Result<Verdict, DbError> {
+    if !is_possible_user_id(user_id) {
+        let tier = db
+            .tier_policy(TierName::Free)
+            .await?
+            .unwrap_or_else(TierPolicy::free_fallback);
+        let decision = decide_playback(&video_facts(file), &nobody(user_id));
+        return Ok(Verdict { decision, tier });
+    }
     let active = db.active_tier_policy(user_id, now).await?;
     let to_strings = |ids: Vec<uuid::Uuid>| ids.into_iter().map(|id| id.to_string()).collect();
     let viewer = ViewerFacts {
@@ -85,6 +125,9 @@ pub async fn decide_with_tier(
 pub async fn can_see(db: &Db, file: &FileRecord, user_id: &str) -> Result<bool, DbError> {
     if file.owner_id == user_id {
         return Ok(true);
+    }
+    if !is_possible_user_id(user_id) {
+        return Ok(false);
     }
     if let Some(org) = file.organization_id {
         if db.organization_ids(user_id).await?.contains(&org) {

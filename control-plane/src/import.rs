@@ -21,8 +21,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::admin::audit;
 use crate::api::admin::valid_user_id;
 use crate::db::files::{ImportedTitle, NewFile};
+use crate::db::key_audit::{KeyAction, KeyEvent};
 use crate::db::{now, Db, DbError};
 use crate::keys::{ContentKey, CustodyError, KeyCustody, CONTENT_KEY_LEN};
 use crate::transcode::runner::{manifest_url, STAGING_DIR};
@@ -31,6 +33,8 @@ use crate::transcode::runner::{manifest_url, STAGING_DIR};
 pub const MAX_DEPTH: usize = 16;
 /// Longest title name stored.
 pub const MAX_NAME_LEN: usize = 255;
+/// Who the key audit trail names for sealed imported keys (import runs from the CLI only).
+pub const AUDIT_ACTOR: &str = "cli";
 
 /// Why an import was refused or failed. Never carries key material.
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +244,21 @@ pub async fn import_title(
         let _ = std::fs::remove_dir_all(&published);
         return Err(e.into());
     }
+    for (key_id, _) in &sealed {
+        audit(
+            target.db,
+            &KeyEvent {
+                actor: AUDIT_ACTOR,
+                action: KeyAction::Seal,
+                content_id: Some(video_id),
+                key_id: Some(*key_id),
+                backend: target.custody.backend(),
+                ok: true,
+                detail: Some("import"),
+            },
+        )
+        .await;
+    }
     tracing::info!(fileId = %video_id, owner = %request.owner, keys = sealed.len(), drm = request.drm, sizeBytes = size_bytes, "packaged title imported");
     Ok(Imported {
         video_id: video_id.to_string(),
@@ -290,10 +309,30 @@ async fn seal_keys(
     let video = video_id.to_string();
     let mut sealed = Vec::with_capacity(keys.len());
     for key in keys {
-        let wrapped = target
+        let wrapped = match target
             .custody
             .seal(&video, &key.key_id.to_string(), &key.key)
-            .await?;
+            .await
+        {
+            Ok(wrapped) => wrapped,
+            Err(e) => {
+                let detail = format!("import: {e}");
+                audit(
+                    target.db,
+                    &KeyEvent {
+                        actor: AUDIT_ACTOR,
+                        action: KeyAction::Seal,
+                        content_id: Some(video_id),
+                        key_id: Some(key.key_id),
+                        backend: target.custody.backend(),
+                        ok: false,
+                        detail: Some(&detail),
+                    },
+                )
+                .await;
+                return Err(e.into());
+            }
+        };
         sealed.push((key.key_id, wrapped));
     }
     Ok(sealed)

@@ -1,7 +1,8 @@
 //! Assembling and running the server: secrets, database, custody, runner, router.
 //!
 //! [`build`] does everything `serve` needs before accepting connections (also used in-process by
-//! the tests): it reads every secret (creating the master key on first start), connects and
+//! the tests): it reads every secret, opens key custody (creating the local master key on first
+//! start), connects and
 //! migrates the database, re-runs or fails jobs a previous process left in `processing`, and
 //! prepares the (lazily connected) Redis invalidator when `[redis] url` is set.
 
@@ -20,10 +21,8 @@ use crate::api::{self, App, AppState};
 use crate::config::Config;
 use crate::db::Db;
 use crate::invalidation::Invalidator;
-use crate::keys::local::LocalKeyCustody;
-use crate::keys::KeyCustody;
+use crate::keys;
 use crate::secrets;
-use crate::transcode::ffmpeg::FfmpegTranscoder;
 use crate::transcode::runner::{JobRunner, RunnerSettings};
 
 /// Cause recorded on jobs a previous process left unfinished.
@@ -45,11 +44,10 @@ pub async fn build(config: Config) -> anyhow::Result<(Router, AppState)> {
         "signed_urls.signing_key_file",
         &config.signed_urls.signing_key_file,
     )?;
-    let (custody, created) = LocalKeyCustody::open_or_create(&config.keys.master_key_file)?;
-    if created {
-        tracing::warn!(path = %config.keys.master_key_file.display(), "created a new master key; back it up, stored content keys depend on it");
+    if config.speke.enabled {
+        api::speke::load_credentials(&config.speke.credential_file).map_err(anyhow::Error::msg)?;
     }
-    let custody: Arc<dyn KeyCustody> = Arc::new(custody);
+    let custody = keys::from_config(&config.keys).await?;
 
     for dir in [&config.storage.uploads_dir, &config.storage.origin_dir] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -63,7 +61,7 @@ pub async fn build(config: Config) -> anyhow::Result<(Router, AppState)> {
     let runner = JobRunner::new(
         db.clone(),
         custody.clone(),
-        Arc::new(FfmpegTranscoder::new(&config.transcode)),
+        crate::transcode::backend_from_config(&config).await?,
         RunnerSettings {
             origin_dir: config.storage.origin_dir.clone(),
             edge_base: config.edge_base().to_string(),

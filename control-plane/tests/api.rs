@@ -594,6 +594,20 @@ async fn drm_title_end_to_end() {
         );
         let record = t.app.db.file(file.parse().unwrap()).await.unwrap().unwrap();
         let key_id = record.content_key_id.expect("content key id").to_string();
+        // The key's generation is in the audit trail, by the transcoder.
+        let events = t
+            .app
+            .db
+            .list_key_events(Some(record.id), None, 10)
+            .await
+            .unwrap();
+        assert!(
+            events.iter().any(|e| e.action == "generate"
+                && e.actor == "transcode"
+                && e.ok
+                && e.key_id.map(|k| k.to_string()) == Some(key_id.clone())),
+            "{label}: {events:?}"
+        );
         for rendition in ["360p", "240p"] {
             let media = std::fs::read_to_string(title.join(rendition).join("index.m3u8")).unwrap();
             let key_line = format!("#EXT-X-KEY:METHOD=AES-128,URI=\"key/{key_id}\"");
@@ -1110,8 +1124,8 @@ async fn admin_revokes_keys_and_sets_subscriptions() {
     let res = put(json!({"tier": "pro"}), t.token("owner")).await.unwrap();
     assert_eq!(res.status(), 403);
     let res = put(json!({"tier": "gold"}), admin.clone()).await.unwrap();
-    assert_eq!(res.status(), 400);
-    assert_error(&json_of(res).await, "invalid_request");
+    assert_eq!(res.status(), 422);
+    assert_error(&json_of(res).await, "unknown_tier");
     assert!(!t.app.db.user_exists("new-user").await.unwrap());
     let res = put(json!({"tier": "enterprise"}), admin.clone())
         .await

@@ -27,21 +27,7 @@ fn random_prefix() -> String {
 async fn title_with_key(t: &TestApp) -> (uuid::Uuid, uuid::Uuid) {
     let db = &t.app.db;
     let now = control_plane::db::now();
-    db.upsert_user("owner", None, now).await.unwrap();
-    let video = uuid::Uuid::new_v4();
-    db.insert_file(
-        &control_plane::db::files::NewFile {
-            id: video,
-            owner_id: "owner",
-            name: "n",
-            mime_type: "video/mp4",
-            size_bytes: 1,
-            storage_path: "/x",
-        },
-        now,
-    )
-    .await
-    .unwrap();
+    let video = common::new_title(db).await;
     let key = uuid::Uuid::new_v4();
     db.insert_content_key(key, video, "v1.wrapped", now)
         .await

@@ -21,6 +21,7 @@ pub mod hls;
 pub mod jwt;
 pub mod keywrap;
 pub mod license;
+pub mod speke;
 pub mod token;
 
 mod encoding;

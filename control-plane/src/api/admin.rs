@@ -17,18 +17,33 @@ use super::error::ApiError;
 use super::extract::{path_uuid, Admin, ApiJson};
 use super::AppState;
 use crate::admin::{self, KeyRevocation, SubscriptionChange};
-use crate::db::users::TierName;
+use crate::db::DbError;
 
 /// Longest user id accepted in a path (the JWT `sub` of a viewer).
 pub const MAX_USER_ID_LEN: usize = 255;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionBody {
-    tier: TierName,
+    /// A tier's name (`GET /tiers`): `free`, `pro`, `enterprise` or one an admin created.
+    tier: String,
 }
 
 /// `POST /admin/v1/videos/{videoId}/keys/{keyId}/revoke`.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/videos/{videoId}/keys/{keyId}/revoke",
+    tag = "keys",
+    params(
+        ("videoId" = String, Path, description = "The title (file id)"),
+        ("keyId" = String, Path, description = "The key to revoke"),
+    ),
+    responses(
+        (status = 200, description = "Revoked (idempotent); edges told", body = KeyRevocation),
+        (status = 404, description = "The title has no such key"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn revoke_key(
     State(app): State<AppState>,
     Admin(admin): Admin,
@@ -36,20 +51,43 @@ pub async fn revoke_key(
 ) -> Result<Json<KeyRevocation>, ApiError> {
     let video_id = path_uuid(&raw_video)?;
     let key_id = path_uuid(&raw_key)?;
-    let revocation = admin::revoke_key(&app.db, &app.invalidator, video_id, key_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "This video has no content key with that id.",
-            )
-        })?;
+    let actor = format!("admin:{}", admin.user_id());
+    let revocation = admin::revoke_key(
+        &app.db,
+        &app.invalidator,
+        app.custody.as_ref(),
+        &actor,
+        video_id,
+        key_id,
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "This video has no content key with that id.",
+        )
+    })?;
     tracing::info!(adminId = %admin.user_id(), fileId = %video_id, keyId = %key_id, "key revocation requested");
     Ok(Json(revocation))
 }
 
 /// `PUT /admin/v1/users/{userId}/subscription`.
+#[utoipa::path(
+    put,
+    path = "/admin/v1/users/{userId}/subscription",
+    tag = "admin",
+    params(("userId" = String, Path, description = "The user (JWT `sub`); created if needed")),
+    request_body = SubscriptionBody,
+    responses(
+        (status = 200, description = "Set; edges told", body = SubscriptionChange),
+        (status = 400, description = "Malformed JSON or bad user id"),
+        (status = 422, description = "No tier has that name (`unknown_tier`)"),
+        (status = 403, description = "No admin role (`admin_required`)"),
+        (status = 415, description = "Not JSON"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn set_subscription(
     State(app): State<AppState>,
     Admin(admin): Admin,
@@ -62,9 +100,29 @@ pub async fn set_subscription(
             format!("The user id must be 1 to {MAX_USER_ID_LEN} bytes without control characters."),
         ));
     }
-    let change = admin::set_subscription(&app.db, &app.invalidator, &user_id, body.tier).await?;
-    tracing::info!(adminId = %admin.user_id(), userId = %user_id, tier = body.tier.as_str(), "subscription change requested");
+    if body.tier.is_empty() || body.tier.len() > MAX_TIER_NAME_LEN {
+        return Err(unknown_tier(&body.tier));
+    }
+    let change =
+        match admin::set_subscription(&app.db, &app.invalidator, &user_id, &body.tier).await {
+            Ok(change) => change,
+            Err(DbError::UnknownTier(_)) => return Err(unknown_tier(&body.tier)),
+            Err(e) => return Err(e.into()),
+        };
+    tracing::info!(adminId = %admin.user_id(), userId = %user_id, tier = %body.tier, "subscription change requested");
     Ok(Json(change))
+}
+
+/// Longest tier name accepted (tier names are `[a-z0-9_-]{1,64}`).
+const MAX_TIER_NAME_LEN: usize = 64;
+
+fn unknown_tier(name: &str) -> ApiError {
+    let shown: String = name.chars().take(MAX_TIER_NAME_LEN).collect();
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_tier",
+        format!("No subscription tier is named {shown:?}; GET /tiers lists them."),
+    )
 }
 
 /// A user id (JWT `sub`) we store: non-empty, bounded, printable.

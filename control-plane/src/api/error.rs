@@ -7,6 +7,7 @@ use playback::Reason;
 use serde::Serialize;
 
 use crate::db::DbError;
+use crate::keys::CustodyError;
 
 /// An error answered to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,28 @@ impl ApiError {
             "internal",
             "An internal error occurred; the control plane's logs have the details.",
         )
+    }
+}
+
+impl ApiError {
+    /// A key-custody failure. An unreachable or failing backend is a 503 that names it (the
+    /// operator's cue to look at KMS, OpenBao or the HSM); an envelope that does not open is
+    /// the server's fault, answered as a generic 500 and logged.
+    pub fn custody(backend: &str, error: CustodyError) -> Self {
+        match error {
+            CustodyError::Backend(detail) => {
+                tracing::error!(backend, error = %detail, "key custody unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "custody_unavailable",
+                    format!(
+                        "Key custody backend '{backend}' is unavailable; nothing was changed. \
+                         Retry later; the control plane's logs have the cause."
+                    ),
+                )
+            }
+            other => Self::internal(format!("key custody ({backend}): {other}")),
+        }
     }
 }
 

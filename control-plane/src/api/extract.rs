@@ -4,7 +4,7 @@
 //! Each one rejects with an [`ApiError`], so every refusal is JSON with a reason code.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
@@ -38,6 +38,14 @@ impl FromRequestParts<AppState> for Viewer {
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or(ApiError::jwt(Reason::MissingToken))?;
         let claims = app.jwt.verify(token, unix_now()).map_err(ApiError::jwt)?;
+        // The subject becomes a user row: bounded and printable, whatever the issuer signed.
+        if !crate::entitlements::is_possible_user_id(&claims.sub) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_subject",
+                "The JWT's `sub` must be 1 to 255 bytes without control characters.",
+            ));
+        }
         app.ensure_user(&claims.sub).await?;
         Ok(Viewer { claims })
     }
@@ -105,6 +113,58 @@ where
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// A query string whose rejections (wrong types, e.g. `limit=abc`) are 400 `invalid_query`.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::bad_request(
+                "invalid_query",
+                format!("The query string is invalid: {}", rejection.body_text()),
+            )),
+        }
+    }
+}
+
+/// A user id in a path (a JWT `sub`): 1..=255 bytes, no control characters; anything else is
+/// an unknown user (404).
+pub fn path_user_id(raw: &str) -> Result<&str, ApiError> {
+    if raw.is_empty() || raw.len() > MAX_USER_ID_LEN || raw.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_user",
+            "No such user.",
+        ));
+    }
+    Ok(raw)
+}
+
+/// Longest user id (JWT `sub`) accepted in a path.
+pub const MAX_USER_ID_LEN: usize = crate::entitlements::MAX_USER_ID_LEN;
+
+/// A display name (organization, project, tier): trimmed, 1..=`max` characters, no control
+/// characters; else 422 `invalid_name`.
+pub fn valid_name(raw: &str, max: usize) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > max || name.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_name",
+            format!("`name` must be 1 to {max} characters without control characters."),
+        ));
+    }
+    Ok(name.to_string())
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {

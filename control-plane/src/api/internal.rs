@@ -6,7 +6,9 @@
 //!   404 for an unknown video.
 //! - `GET /internal/v1/videos/{videoId}/keys/{keyId}` opens the at-rest envelope with custody and
 //!   re-wraps the key under the shared transport key (purpose transport, bound to both ids);
-//!   410 when the key was revoked. The plaintext key exists only inside this handler.
+//!   410 when the key was revoked or retired. The plaintext key exists only inside this
+//!   handler. Every release (and every failed open) leaves a key audit record (actor `edge`);
+//!   custody down → 503 naming the backend.
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -19,16 +21,20 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::{path_uuid, EdgeService};
 use super::AppState;
+use crate::admin::audit;
+use crate::db::key_audit::{KeyAction, KeyEvent};
 use crate::db::now;
 use crate::entitlements;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct EntitlementQuery {
+    /// The viewer's JWT subject (required).
     user_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EntitlementAnswer {
     video_id: String,
@@ -45,7 +51,7 @@ pub struct EntitlementAnswer {
     license_type: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransportKey {
     video_id: String,
@@ -55,6 +61,18 @@ pub struct TransportKey {
 }
 
 /// `GET /internal/v1/entitlements/{videoId}?userId=`.
+#[utoipa::path(
+    get,
+    path = "/internal/v1/entitlements/{videoId}",
+    tag = "internal",
+    params(("videoId" = String, Path, description = "The title (file id)"), EntitlementQuery),
+    responses(
+        (status = 200, description = "The decision as data, and the viewer's tier", body = EntitlementAnswer),
+        (status = 400, description = "No `userId` (`missing_user_id`) or an impossible one (`invalid_user_id`)"),
+        (status = 404, description = "No such title"),
+    ),
+    security(("edge_token" = []))
+)]
 pub async fn entitlement(
     State(app): State<AppState>,
     _edge: EdgeService,
@@ -68,6 +86,12 @@ pub async fn entitlement(
             "Pass the viewer's JWT subject as ?userId=.",
         )
     })?;
+    if !crate::api::admin::valid_user_id(&user_id) {
+        return Err(ApiError::bad_request(
+            "invalid_user_id",
+            "userId must be 1 to 255 bytes without control characters.",
+        ));
+    }
     let file = app
         .db
         .file(video_id)
@@ -92,6 +116,22 @@ pub async fn entitlement(
 }
 
 /// `GET /internal/v1/videos/{videoId}/keys/{keyId}`.
+#[utoipa::path(
+    get,
+    path = "/internal/v1/videos/{videoId}/keys/{keyId}",
+    tag = "internal",
+    params(
+        ("videoId" = String, Path, description = "The title (file id)"),
+        ("keyId" = String, Path, description = "The content key id"),
+    ),
+    responses(
+        (status = 200, description = "The key wrapped under the transport key", body = TransportKey),
+        (status = 404, description = "No such title or key"),
+        (status = 410, description = "The key was revoked or retired"),
+        (status = 503, description = "Key custody unavailable (`custody_unavailable`)"),
+    ),
+    security(("edge_token" = []))
+)]
 pub async fn content_key(
     State(app): State<AppState>,
     _edge: EdgeService,
@@ -104,15 +144,28 @@ pub async fn content_key(
         .content_key(video_id, key_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if record.revoked_at.is_some() {
+    // A retired key stops serving exactly like a revoked one.
+    if !record.in_service() {
         return Err(ApiError::denied(Reason::KeyRevoked));
     }
     let (video, key) = (video_id.to_string(), key_id.to_string());
-    let plaintext = app
-        .custody
-        .unwrap(&video, &key, &record.content_key)
-        .await
-        .map_err(ApiError::internal)?;
+    let backend = app.custody.backend();
+    let opened = app.custody.unwrap(&video, &key, &record.content_key).await;
+    let detail = opened.as_ref().err().map(|e| e.to_string());
+    audit(
+        &app.db,
+        &KeyEvent {
+            actor: "edge",
+            action: KeyAction::Unwrap,
+            content_id: Some(video_id),
+            key_id: Some(key_id),
+            backend,
+            ok: opened.is_ok(),
+            detail: detail.as_deref(),
+        },
+    )
+    .await;
+    let plaintext = opened.map_err(|e| ApiError::custody(backend, e))?;
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
     let binding = KeyBinding {

@@ -38,13 +38,15 @@ pub const MAX_DEVICE_ID_LEN: usize = 255;
 /// How much of an unparseable record id is echoed back in `rejected`.
 const MAX_ECHOED_ID_LEN: usize = 64;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LicenseBatchBody {
+    /// Each record is validated on its own (see [`LicenseRecordWire`]).
+    #[schema(value_type = Vec<LicenseRecordWire>)]
     licenses: Vec<Value>,
 }
 
 /// One record as sent by an edge, before validation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LicenseRecordWire {
     id: String,
@@ -60,13 +62,13 @@ struct LicenseRecordWire {
     device_id: Option<String>,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Rejected {
     id: String,
     reason: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LicenseBatchAnswer {
     recorded: u32,
     duplicates: u32,
@@ -74,6 +76,19 @@ pub struct LicenseBatchAnswer {
 }
 
 /// `POST /internal/v1/licenses`.
+#[utoipa::path(
+    post,
+    path = "/internal/v1/licenses",
+    tag = "internal",
+    request_body = LicenseBatchBody,
+    responses(
+        (status = 200, description = "Recorded, duplicates and per-record rejections", body = LicenseBatchAnswer),
+        (status = 400, description = "Malformed JSON"),
+        (status = 413, description = "Too many records or bytes (`payload_too_large`)"),
+        (status = 415, description = "Not JSON"),
+    ),
+    security(("edge_token" = []))
+)]
 pub async fn record(
     State(app): State<AppState>,
     _edge: EdgeService,

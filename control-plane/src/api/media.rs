@@ -24,15 +24,17 @@ use crate::db::jobs::status as job_status;
 use crate::db::{now, DbError};
 use crate::entitlements;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TranscodeBody {
+    /// The uploaded file (a UUID).
     file_id: String,
+    /// Encrypt the title (HLS AES-128); needs a Pro or Enterprise subscription.
     #[serde(default)]
     enable_drm: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TranscodeAccepted {
     file_id: Uuid,
@@ -41,26 +43,31 @@ pub struct TranscodeAccepted {
     progress: u8,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TranscodeStatus {
     file_id: Uuid,
+    /// `pending`, `processing`, `completed` or `failed`.
     status: String,
+    /// 0-100 (MediaConvert: its `JobPercentComplete`, 100 once published).
     progress: i32,
     hls_manifest_url: Option<String>,
+    /// Why the job failed (for MediaConvert the service's error code and message).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MonitorReport {
     requeued: u32,
     failed: u32,
+    /// MediaConvert jobs watched again (never submitted twice).
+    resumed: u32,
     live: usize,
     jobs: BTreeMap<String, i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestUrl {
     url: String,
@@ -68,6 +75,23 @@ pub struct ManifestUrl {
 }
 
 /// `POST /media/transcode {"fileId","enableDrm"}` -> 202; the owner only.
+#[utoipa::path(
+    post,
+    path = "/media/transcode",
+    tag = "media",
+    request_body = TranscodeBody,
+    responses(
+        (status = 202, description = "Queued; poll GET /media/transcode/{fileId}", body = TranscodeAccepted),
+        (status = 400, description = "Malformed body"),
+        (status = 401, description = "No or bad token"),
+        (status = 403, description = "Not the owner, or DRM without a paid tier"),
+        (status = 404, description = "No such file"),
+        (status = 409, description = "Already being transcoded"),
+        (status = 413, description = "Body too large"),
+        (status = 415, description = "Not JSON"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn start_transcode(
     State(app): State<AppState>,
     viewer: Viewer,
@@ -107,13 +131,7 @@ pub async fn start_transcode(
             ));
         }
     }
-    let output_prefix = app
-        .config
-        .storage
-        .origin_dir
-        .join(file_id.to_string())
-        .to_string_lossy()
-        .into_owned();
+    let output_prefix = app.runner.output_prefix(file_id);
     let job = app
         .db
         .create_job(
@@ -144,6 +162,18 @@ pub async fn start_transcode(
 }
 
 /// `GET /media/transcode/{fileId}`: the latest job's state; visible to the owner and members.
+#[utoipa::path(
+    get,
+    path = "/media/transcode/{fileId}",
+    tag = "media",
+    params(("fileId" = String, Path, description = "The file (a UUID)")),
+    responses(
+        (status = 200, description = "The latest job, with the failure reason if it failed", body = TranscodeStatus),
+        (status = 401, description = "No or bad token"),
+        (status = 404, description = "No such file visible to this viewer (or not a UUID)"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn transcode_status(
     State(app): State<AppState>,
     viewer: Viewer,
@@ -173,7 +203,19 @@ pub async fn transcode_status(
     Ok(Json(status))
 }
 
-/// `POST /media/monitor-jobs` (admin): re-runs or fails jobs no live worker owns; job counts.
+/// `POST /media/monitor-jobs` (admin): re-runs or fails jobs no live worker owns, watches
+/// MediaConvert jobs again; job counts.
+#[utoipa::path(
+    post,
+    path = "/media/monitor-jobs",
+    tag = "admin",
+    responses(
+        (status = 200, description = "What was reconciled, and job counts by status", body = MonitorReport),
+        (status = 401, description = "No or bad token"),
+        (status = 403, description = "Not an admin"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn monitor_jobs(
     State(app): State<AppState>,
     Admin(viewer): Admin,
@@ -186,6 +228,7 @@ pub async fn monitor_jobs(
     Ok(Json(MonitorReport {
         requeued: done.requeued,
         failed: done.failed,
+        resumed: done.resumed,
         live: app.runner.live_count(),
         jobs: app.runner.counts().await?,
     }))
@@ -193,6 +236,21 @@ pub async fn monitor_jobs(
 
 /// `GET /media/{fileId}/manifest`: a signed master playlist URL on the edge for an entitled
 /// viewer.
+#[utoipa::path(
+    get,
+    path = "/media/{fileId}/manifest",
+    tag = "media",
+    params(("fileId" = String, Path, description = "The title (a UUID)")),
+    responses(
+        (status = 200, description = "A signed master-playlist URL on the edge", body = ManifestUrl),
+        (status = 401, description = "No or bad token"),
+        (status = 403, description = "Not entitled (the reason code says why)"),
+        (status = 404, description = "No such file (or not a UUID)"),
+        (status = 409, description = "Not transcoded yet (`not_ready`)"),
+        (status = 410, description = "The title's key was revoked"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn manifest(
     State(app): State<AppState>,
     viewer: Viewer,

@@ -18,13 +18,16 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::Request;
-use axum::routing::{get, post, put};
+use axum::http::{header, Request};
+use axum::routing::get;
 use axum::Router;
 use playback::jwt::Hs256Verifier;
 use playback::token::session::SessionSigner;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::db::{now, Db, DbError};
@@ -37,8 +40,14 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod internal;
+pub mod keys;
 pub mod licenses;
 pub mod media;
+pub mod openapi;
+pub mod orgs;
+pub mod pagination;
+pub mod speke;
+pub mod tiers;
 pub mod uploads;
 
 /// Shared state of every handler.
@@ -109,39 +118,19 @@ impl App {
     }
 }
 
-/// The router with every route, fallback and layer.
+/// The router with every route, fallback and layer, and `GET /openapi.json`.
 pub fn router(app: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
+    let (routes, doc) = api_routes().split_for_parts();
+    let doc = openapi::finish(doc);
+    // Serialized once: the document does not change while the process runs.
+    let doc_json = bytes::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    routes
         .route(
-            "/files/upload",
-            // The upload handler enforces storage.max_upload_bytes itself while streaming.
-            post(uploads::upload).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/media/transcode", post(media::start_transcode))
-        .route("/media/transcode/{file_id}", get(media::transcode_status))
-        .route("/media/monitor-jobs", post(media::monitor_jobs))
-        .route("/media/{file_id}/manifest", get(media::manifest))
-        .route(
-            "/internal/v1/entitlements/{video_id}",
-            get(internal::entitlement),
-        )
-        .route(
-            "/internal/v1/videos/{video_id}/keys/{key_id}",
-            get(internal::content_key),
-        )
-        .route(
-            "/internal/v1/licenses",
-            post(licenses::record).layer(DefaultBodyLimit::max(licenses::MAX_BATCH_BYTES)),
-        )
-        .route(
-            "/admin/v1/videos/{video_id}/keys/{key_id}/revoke",
-            post(admin::revoke_key),
-        )
-        .route(
-            "/admin/v1/users/{user_id}/subscription",
-            put(admin::set_subscription),
+            "/openapi.json",
+            get(move || {
+                let body = doc_json.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+            }),
         )
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -154,4 +143,60 @@ pub fn router(app: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .with_state(app)
+}
+
+/// The OpenAPI document `GET /openapi.json` serves (no running server needed).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(api_routes().into_openapi())
+}
+
+/// Every route. A handler with a `#[utoipa::path]` is registered with `routes!` (documented);
+/// path parameters are camelCase (`{fileId}`), the same at every position, as axum requires.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes({
+            // The upload handler enforces storage.max_upload_bytes itself while streaming.
+            let (schemas, paths, handler) = routes!(uploads::upload);
+            (schemas, paths, handler.layer(DefaultBodyLimit::disable()))
+        })
+        .routes(routes!(tiers::my_files))
+        .routes(routes!(orgs::share_file))
+        .routes(routes!(media::start_transcode))
+        .routes(routes!(media::transcode_status))
+        .routes(routes!(media::monitor_jobs))
+        .routes(routes!(media::manifest))
+        .routes(routes!(internal::entitlement))
+        .routes(routes!(internal::content_key))
+        .routes({
+            let (schemas, paths, handler) = routes!(licenses::record);
+            let limit = DefaultBodyLimit::max(licenses::MAX_BATCH_BYTES);
+            (schemas, paths, handler.layer(limit))
+        })
+        .routes(routes!(admin::revoke_key))
+        .routes(routes!(keys::list_keys, keys::generate_key))
+        .routes(routes!(keys::rotate_key))
+        .routes(routes!(keys::retire_key))
+        .routes(routes!(keys::list_key_events))
+        .routes(routes!(speke::copy_protection))
+        .routes(routes!(admin::set_subscription))
+        .routes(routes!(tiers::list_users))
+        .routes(routes!(tiers::list_jobs))
+        .routes(routes!(tiers::list_tiers))
+        .routes(routes!(tiers::create_tier))
+        .routes(routes!(tiers::update_tier))
+        .routes(routes!(tiers::my_subscription))
+        .routes(routes!(orgs::create_org, orgs::my_orgs))
+        .routes(routes!(orgs::all_orgs))
+        .routes(routes!(orgs::get_org))
+        .routes(routes!(orgs::list_members))
+        .routes(routes!(orgs::set_member, orgs::remove_member))
+        .routes(routes!(orgs::create_project, orgs::list_projects))
+        .routes(routes!(orgs::get_project))
+        .routes(routes!(orgs::list_project_members))
+        .routes(routes!(
+            orgs::add_project_member,
+            orgs::remove_project_member
+        ))
 }

@@ -24,7 +24,7 @@ use crate::db::now;
 /// Room for multipart boundaries and part headers on top of the file bytes.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadedFile {
     file_id: Uuid,
@@ -33,9 +33,18 @@ pub struct UploadedFile {
     mime_type: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UploadResponse {
     files: Vec<UploadedFile>,
+}
+
+/// The multipart form of an upload (documentation only: the handler streams the parts).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// One or more files, in fields named `files` (or `file`).
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
+    files: Vec<Vec<u8>>,
 }
 
 struct Saved {
@@ -46,6 +55,19 @@ struct Saved {
     path: PathBuf,
 }
 
+/// `POST /files/upload`.
+#[utoipa::path(
+    post,
+    path = "/files/upload",
+    tag = "media",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored; one entry per file part", body = UploadResponse),
+        (status = 400, description = "Not a multipart body, or no file part"),
+        (status = 413, description = "Over storage.max_upload_bytes (`payload_too_large`)"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn upload(
     State(app): State<AppState>,
     viewer: Viewer,

@@ -2,6 +2,12 @@
 //!
 //! `content_key` holds the at-rest form produced by the custody backend
 //! ([`crate::keys::KeyCustody`]); the plaintext key exists only in process memory.
+//!
+//! Lifecycle of a title's keys: the *current* key (`files.content_key_id`) is the one new
+//! packaging uses. Generate makes the first one; rotate adds a new key and makes it current
+//! while the previous keys keep serving; retire takes a non-current key out of service
+//! (`retired_at`); revoke cuts any key off at once (`revoked_at`). Retired and revoked keys are
+//! never served to edges. Keys are never deleted (they cascade away with their title).
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -34,9 +40,54 @@ pub struct ContentKeyRecord {
     pub algorithm: String,
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+    pub retired_at: Option<OffsetDateTime>,
 }
 
-const KEY_COLUMNS: &str = "id, content_id, content_key, iv, algorithm, created_at, revoked_at";
+impl ContentKeyRecord {
+    /// True while edges may be given this key: neither revoked nor retired.
+    pub fn in_service(&self) -> bool {
+        self.revoked_at.is_none() && self.retired_at.is_none()
+    }
+}
+
+const KEY_COLUMNS: &str =
+    "id, content_id, content_key, iv, algorithm, created_at, revoked_at, retired_at";
+
+/// The outcome of retiring a key of a title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireOutcome {
+    /// The title has no such key.
+    NotFound,
+    /// The key is the title's current key: rotate first.
+    Current,
+    /// Retired (by this call when `newly_retired`, else earlier: nothing written).
+    Retired {
+        retired_at: OffsetDateTime,
+        newly_retired: bool,
+    },
+}
+
+/// The outcome of adding a key for a title ([`Db::add_current_key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddKeyOutcome {
+    /// The title does not exist.
+    NoTitle,
+    /// `first_only` was asked and the title already has a current key.
+    HasCurrent(Uuid),
+    /// Stored and made current; `previous` was the current key before.
+    Added { previous: Option<Uuid> },
+}
+
+/// The outcome of storing a SPEKE key ([`Db::insert_key_if_absent`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyInsert {
+    /// Stored now.
+    Inserted,
+    /// The id already exists for this title (a concurrent request won): use the stored row.
+    Exists(Box<ContentKeyRecord>),
+    /// The id already exists under another title.
+    OtherTitle,
+}
 
 impl Db {
     /// Stores a wrapped content key for a title.
@@ -137,5 +188,153 @@ impl Db {
         .await
         .map(|r| r.rows_affected()))?;
         Ok(done > 0)
+    }
+
+    /// The title's current key id (`files.content_key_id`): the one new packaging uses.
+    /// `None` when the title has none or does not exist.
+    pub async fn current_key_id(&self, content_id: Uuid) -> Result<Option<Uuid>, DbError> {
+        let id: Option<Option<Uuid>> = with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT content_key_id FROM files WHERE id = $1",
+        )
+        .bind(content_id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(id.flatten())
+    }
+
+    /// Stores a new wrapped key for a title and makes it the current key, in one transaction
+    /// (generate: `first_only`, refused when the title already has a current key; rotate: the
+    /// previous current key keeps serving). The key row and the pointer change together or
+    /// not at all.
+    pub async fn add_current_key(
+        &self,
+        content_id: Uuid,
+        key_id: Uuid,
+        wrapped: &str,
+        first_only: bool,
+        now: OffsetDateTime,
+    ) -> Result<AddKeyOutcome, DbError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let current: Option<Option<Uuid>> =
+                sqlx::query_scalar("SELECT content_key_id FROM files WHERE id = $1")
+                    .bind(content_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(previous) = current else {
+                return Ok(AddKeyOutcome::NoTitle);
+            };
+            if let (true, Some(existing)) = (first_only, previous) {
+                return Ok(AddKeyOutcome::HasCurrent(existing));
+            }
+            sqlx::query(
+                "INSERT INTO content_keys (id, content_id, content_key, iv, algorithm, created_at)
+                 VALUES ($1, $2, $3, $4, 'AES-128', $5)",
+            )
+            .bind(key_id)
+            .bind(content_id)
+            .bind(wrapped)
+            .bind(IV_FROM_MEDIA_SEQUENCE)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            // The compare-and-set on the old pointer makes two concurrent rotations conflict
+            // instead of one silently overwriting the other.
+            let moved = sqlx::query(
+                "UPDATE files SET content_key_id = $2
+                 WHERE id = $1 AND content_key_id IS NOT DISTINCT FROM $3",
+            )
+            .bind(content_id)
+            .bind(key_id)
+            .bind(previous)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved != 1 {
+                return Err(DbError::Conflict(
+                    "the title's current key changed concurrently; retry",
+                ));
+            }
+            tx.commit().await?;
+            Ok(AddKeyOutcome::Added { previous })
+        })
+    }
+
+    /// Stores key `key_id` for a title unless that id exists (SPEKE get-or-create: the
+    /// encryptor chose the kid). Never changes an existing row.
+    pub async fn insert_key_if_absent(
+        &self,
+        content_id: Uuid,
+        key_id: Uuid,
+        wrapped: &str,
+        now: OffsetDateTime,
+    ) -> Result<KeyInsert, DbError> {
+        let inserted = with_pool!(self, pool => sqlx::query(
+            "INSERT INTO content_keys (id, content_id, content_key, iv, algorithm, created_at)
+             VALUES ($1, $2, $3, $4, 'AES-128', $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(content_id)
+        .bind(wrapped)
+        .bind(IV_IN_MEDIA)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if inserted == 1 {
+            return Ok(KeyInsert::Inserted);
+        }
+        Ok(match self.content_key_by_id(key_id).await? {
+            Some(row) if row.content_id == content_id => KeyInsert::Exists(Box::new(row)),
+            _ => KeyInsert::OtherTitle,
+        })
+    }
+
+    /// Key `key_id` whatever title it belongs to.
+    pub async fn content_key_by_id(
+        &self,
+        key_id: Uuid,
+    ) -> Result<Option<ContentKeyRecord>, DbError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM content_keys WHERE id = $1");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(key_id)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// Retires key `key_id` of title `content_id` (idempotent: an earlier retirement keeps its
+    /// time). The current key cannot be retired; a revoked key can (both stop serving).
+    pub async fn retire_video_key(
+        &self,
+        content_id: Uuid,
+        key_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<RetireOutcome, DbError> {
+        if self.current_key_id(content_id).await? == Some(key_id) {
+            return Ok(RetireOutcome::Current);
+        }
+        // The sub-select re-checks "not current" in the same statement, so a rotation racing
+        // this call cannot leave the title's current key retired.
+        let changed = with_pool!(self, pool => sqlx::query(
+            "UPDATE content_keys SET retired_at = $3
+             WHERE id = $1 AND content_id = $2 AND retired_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM files WHERE files.id = $2 AND files.content_key_id = $1)",
+        )
+        .bind(key_id)
+        .bind(content_id)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        let Some(row) = self.content_key(content_id, key_id).await? else {
+            return Ok(RetireOutcome::NotFound);
+        };
+        Ok(match row.retired_at {
+            Some(retired_at) => RetireOutcome::Retired {
+                retired_at,
+                newly_retired: changed > 0,
+            },
+            None => RetireOutcome::Current,
+        })
     }
 }

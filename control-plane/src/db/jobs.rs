@@ -2,7 +2,9 @@
 //!
 //! A partial unique index allows one live (`pending`/`processing`) job per file, so two
 //! concurrent transcode requests cannot both win. `attempts` counts executions started; the
-//! runner uses it to decide whether a job interrupted by a crash is re-run or failed.
+//! runner uses it to decide whether a job interrupted by a crash is re-run or failed. `job_id`
+//! holds a remote backend's job id (MediaConvert): a processing job with one is watched again
+//! after a restart, never submitted twice.
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -157,6 +159,52 @@ impl Db {
         .await
         .map(|r| r.rows_affected()))?;
         Ok(())
+    }
+
+    /// Records the backend's own job id (MediaConvert's) and where the output goes, once the
+    /// backend accepted the job: from then on a restart resumes watching it instead of
+    /// submitting it again.
+    pub async fn set_job_external_id(
+        &self,
+        id: Uuid,
+        external_id: &str,
+        output_prefix: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), DbError> {
+        let updated = with_pool!(self, pool => sqlx::query(
+            "UPDATE transcoding_jobs SET job_id = $2, output_prefix = $3, updated_at = $4
+             WHERE id = $1 AND status = 'processing'",
+        )
+        .bind(id)
+        .bind(external_id)
+        .bind(output_prefix)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if updated == 0 {
+            return Err(DbError::Conflict("the job is no longer processing"));
+        }
+        Ok(())
+    }
+
+    /// Deletes content key `key_id` of `file_id` made for a job that did not publish, unless
+    /// the file already serves with it. Returns whether a row went.
+    pub async fn discard_unused_content_key(
+        &self,
+        key_id: Uuid,
+        file_id: Uuid,
+    ) -> Result<bool, DbError> {
+        let deleted = with_pool!(self, pool => sqlx::query(
+            "DELETE FROM content_keys WHERE id = $1 AND content_id = $2
+               AND NOT EXISTS (SELECT 1 FROM files WHERE id = $2 AND content_key_id = $1)",
+        )
+        .bind(key_id)
+        .bind(file_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(deleted > 0)
     }
 
     /// Marks the job completed and publishes the title, atomically.

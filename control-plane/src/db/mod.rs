@@ -19,7 +19,9 @@ use time::OffsetDateTime;
 pub mod content_keys;
 pub mod files;
 pub mod jobs;
+pub mod key_audit;
 pub mod licenses;
+pub mod orgs;
 pub mod users;
 
 /// Expands `$body` once per pool kind, with `$pool` bound to `&SqlitePool` or `&PgPool`.

@@ -12,7 +12,9 @@ use uuid::Uuid;
 use super::{with_pool, Db, DbError};
 
 /// A subscription tier name as stored in `subscription_tiers.name`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TierName {
     Free,
@@ -27,6 +29,12 @@ impl TierName {
             TierName::Pro => "pro",
             TierName::Enterprise => "enterprise",
         }
+    }
+}
+
+impl AsRef<str> for TierName {
+    fn as_ref(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -152,20 +160,23 @@ impl Db {
     }
 
     /// Makes `tier` the user's one active subscription (creating the user if needed).
+    /// `tier` is any tier's name (the seeded ones, or one an admin created); an unknown name
+    /// is [`DbError::UnknownTier`] and nothing is written.
     pub async fn subscribe(
         &self,
         user_id: &str,
-        tier: TierName,
+        tier: impl AsRef<str>,
         now: OffsetDateTime,
     ) -> Result<(), DbError> {
-        self.upsert_user(user_id, None, now).await?;
+        let tier = tier.as_ref();
         let tier_id: Option<Uuid> = with_pool!(self, pool => sqlx::query_scalar(
             "SELECT id FROM subscription_tiers WHERE name = $1",
         )
-        .bind(tier.as_str())
+        .bind(tier)
         .fetch_optional(pool)
         .await)?;
-        let tier_id = tier_id.ok_or_else(|| DbError::UnknownTier(tier.as_str().into()))?;
+        let tier_id = tier_id.ok_or_else(|| DbError::UnknownTier(tier.into()))?;
+        self.upsert_user(user_id, None, now).await?;
         with_pool!(self, pool => sqlx::query(
             "INSERT INTO user_subscriptions (id, user_id, tier_id, status, started_at, expires_at)
              VALUES ($1, $2, $3, 'active', $4, NULL)
@@ -335,5 +346,159 @@ impl Db {
         .bind(user_id)
         .fetch_all(pool)
         .await)?)
+    }
+}
+
+/// One row of `users`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserRecord {
+    pub id: String,
+    pub email: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// One row of `subscription_tiers`, all columns.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TierRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub max_concurrent_streams: i32,
+    pub can_use_drm: bool,
+    pub price_monthly_cents: i32,
+    pub license_duration_secs: i32,
+    pub persistent_licenses: bool,
+}
+
+/// The settable columns of a tier (all of them but the id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierSettings {
+    pub name: String,
+    pub max_concurrent_streams: i32,
+    pub can_use_drm: bool,
+    pub price_monthly_cents: i32,
+    pub license_duration_secs: i32,
+    pub persistent_licenses: bool,
+}
+
+/// A user's subscription row with its tier.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SubscriptionRecord {
+    #[sqlx(flatten)]
+    pub tier: TierRecord,
+    pub status: String,
+    pub started_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+const TIER_RECORD_COLUMNS: &str = "t.id, t.name, t.max_concurrent_streams, t.can_use_drm, \
+     t.price_monthly_cents, t.license_duration_secs, t.persistent_licenses";
+// RETURNING lists cannot qualify columns in SQLite.
+const TIER_RETURNING: &str = "id, name, max_concurrent_streams, can_use_drm, \
+     price_monthly_cents, license_duration_secs, persistent_licenses";
+
+impl Db {
+    /// Users, by id (keyset: `after` is the last id of the previous page).
+    pub async fn list_users(
+        &self,
+        after: Option<&str>,
+        fetch: i64,
+    ) -> Result<Vec<UserRecord>, DbError> {
+        Ok(with_pool!(self, pool => sqlx::query_as(
+            "SELECT id, email, created_at FROM users
+             WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(fetch)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Subscription tiers, by name.
+    pub async fn list_tiers(
+        &self,
+        after: Option<&str>,
+        fetch: i64,
+    ) -> Result<Vec<TierRecord>, DbError> {
+        let sql = format!(
+            "SELECT {TIER_RECORD_COLUMNS} FROM subscription_tiers t
+             WHERE ($1 IS NULL OR t.name > $1) ORDER BY t.name LIMIT $2"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(after)
+            .bind(fetch)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// The tier with `id`, if any.
+    pub async fn tier(&self, id: Uuid) -> Result<Option<TierRecord>, DbError> {
+        let sql = format!("SELECT {TIER_RECORD_COLUMNS} FROM subscription_tiers t WHERE t.id = $1");
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// Creates a tier; a duplicate name is a unique violation.
+    pub async fn create_tier(&self, s: &TierSettings) -> Result<TierRecord, DbError> {
+        let sql = format!(
+            "INSERT INTO subscription_tiers (id, name, max_concurrent_streams, can_use_drm,
+                 price_monthly_cents, license_duration_secs, persistent_licenses)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING {TIER_RETURNING}"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(Uuid::new_v4())
+            .bind(&s.name)
+            .bind(s.max_concurrent_streams)
+            .bind(s.can_use_drm)
+            .bind(s.price_monthly_cents)
+            .bind(s.license_duration_secs)
+            .bind(s.persistent_licenses)
+            .fetch_one(pool)
+            .await)?)
+    }
+
+    /// Replaces a tier's settings; `None` when no such tier. A name taken by another tier is a
+    /// unique violation.
+    pub async fn update_tier(
+        &self,
+        id: Uuid,
+        s: &TierSettings,
+    ) -> Result<Option<TierRecord>, DbError> {
+        let sql = format!(
+            "UPDATE subscription_tiers SET name = $2, max_concurrent_streams = $3,
+                 can_use_drm = $4, price_monthly_cents = $5, license_duration_secs = $6,
+                 persistent_licenses = $7
+             WHERE id = $1
+             RETURNING {TIER_RETURNING}"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(id)
+            .bind(&s.name)
+            .bind(s.max_concurrent_streams)
+            .bind(s.can_use_drm)
+            .bind(s.price_monthly_cents)
+            .bind(s.license_duration_secs)
+            .bind(s.persistent_licenses)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// The user's active subscription with its tier (expired ones included, with their
+    /// `expires_at`); `None` when they never subscribed.
+    pub async fn active_subscription(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<SubscriptionRecord>, DbError> {
+        let sql = format!(
+            "SELECT {TIER_RECORD_COLUMNS}, s.status, s.started_at, s.expires_at
+             FROM user_subscriptions s JOIN subscription_tiers t ON t.id = s.tier_id
+             WHERE s.user_id = $1 AND s.status = 'active'"
+        );
+        Ok(with_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await)?)
     }
 }

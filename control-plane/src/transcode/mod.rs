@@ -1,7 +1,9 @@
 //! Transcoding an uploaded source into an HLS title (optionally AES-128 encrypted).
 //!
-//! [`Transcoder`] is the backend seam: [`ffmpeg::FfmpegTranscoder`] runs locally; a
-//! MediaConvert backend would implement the same trait. The pure parts live beside it:
+//! `[transcode] backend` picks where jobs run ([`backend_from_config`] → [`runner::Backend`]):
+//! [`Transcoder`] is the seam for local pipelines ([`ffmpeg::FfmpegTranscoder`], the default);
+//! [`mediaconvert::MediaConvert`] submits AWS MediaConvert jobs on S3, watched by [`monitor`].
+//! The pure parts live beside them:
 //! [`probe`] parses ffprobe output, [`progress`] parses `-progress` output, [`plan_renditions`]
 //! picks the ladder. [`runner::JobRunner`] drives jobs through a backend and the database, and
 //! [`key_fifo`] feeds the content key to ffmpeg without it touching disk.
@@ -15,6 +17,8 @@ use crate::keys::ContentKey;
 
 pub mod ffmpeg;
 pub mod key_fifo;
+pub mod mediaconvert;
+pub mod monitor;
 pub mod probe;
 pub mod progress;
 pub mod runner;
@@ -36,7 +40,8 @@ pub struct Rendition {
 }
 
 impl Rendition {
-    fn for_height(height: u32) -> Self {
+    /// The rung for `height` (name `{height}p`, bitrate from [`video_kbps`]).
+    pub fn for_height(height: u32) -> Self {
         Rendition {
             name: format!("{height}p"),
             height,
@@ -118,7 +123,28 @@ pub enum TranscodeError {
     Io(#[from] std::io::Error),
 }
 
-/// A transcoding backend.
+/// The backend `[transcode] backend` names. MediaConvert's clients are built here (region and
+/// credentials resolved, no call made).
+pub async fn backend_from_config(
+    config: &crate::config::Config,
+) -> anyhow::Result<runner::Backend> {
+    let t = &config.transcode;
+    Ok(match t.backend.as_str() {
+        "mediaconvert" => {
+            let mc = mediaconvert::MediaConvert::new(mediaconvert::MediaConvertSettings {
+                config: t.mediaconvert.clone(),
+                edge_base: config.edge_base().to_string(),
+                renditions: t.renditions.clone(),
+                segment_seconds: t.segment_seconds,
+            })
+            .await?;
+            runner::Backend::MediaConvert(std::sync::Arc::new(mc))
+        }
+        _ => runner::Backend::Local(std::sync::Arc::new(ffmpeg::FfmpegTranscoder::new(t))),
+    })
+}
+
+/// A local transcoding backend.
 #[async_trait]
 pub trait Transcoder: Send + Sync {
     /// Reads the source's height, duration and whether it has audio.

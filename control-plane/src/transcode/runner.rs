@@ -7,10 +7,14 @@
 //! half a title) and marks the job and file completed in one transaction. Any error or panic
 //! marks the job failed with a reason and removes the staging tree.
 //!
+//! With the MediaConvert backend ([`Backend::MediaConvert`]) a job is submitted to AWS and
+//! watched instead ([`super::monitor`]); the slot is held only while submitting.
+//!
 //! [`JobRunner::reconcile`] handles jobs no worker in this process owns (after a restart, or
-//! when an admin calls `POST /media/monitor-jobs`): re-run from scratch while
-//! `attempts < max_attempts`, else failed. The runner assumes one control plane runs the local
-//! transcoder for a database; replicas would need a lease per job.
+//! when an admin calls `POST /media/monitor-jobs`): a MediaConvert job that already has its
+//! MediaConvert id is watched again (never submitted twice); any other is re-run from scratch
+//! while `attempts < max_attempts`, else failed. The runner assumes one control plane runs jobs
+//! for a database; replicas would need a lease per job.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,9 +24,13 @@ use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 use uuid::Uuid;
 
-use super::{plan_renditions, HlsEncryption, TranscodeError, TranscodeRequest, Transcoder};
+use super::mediaconvert::MediaConvert;
+use super::{
+    monitor, plan_renditions, HlsEncryption, TranscodeError, TranscodeRequest, Transcoder,
+};
 use crate::db::files::PublishedTitle;
 use crate::db::jobs::{status, JobRecord};
+use crate::db::key_audit::{KeyAction, KeyEvent};
 use crate::db::{now, Db, DbError};
 use crate::keys::{CustodyError, KeyCustody};
 
@@ -44,6 +52,28 @@ pub enum JobError {
     MissingFile(Uuid),
     #[error("publishing the output failed: {0}")]
     Publish(std::io::Error),
+    /// MediaConvert or S3 refused or failed the job; the service's reason.
+    #[error("{0}")]
+    MediaConvert(String),
+}
+
+/// Where jobs run.
+#[derive(Clone)]
+pub enum Backend {
+    /// A local transcoder (ffmpeg) writing into `storage.origin_dir`.
+    Local(Arc<dyn Transcoder>),
+    /// AWS MediaConvert, input and output on S3.
+    MediaConvert(Arc<MediaConvert>),
+}
+
+impl Backend {
+    /// `"ffmpeg"` or `"mediaconvert"`, as in `[transcode] backend`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Local(_) => "ffmpeg",
+            Backend::MediaConvert(_) => "mediaconvert",
+        }
+    }
 }
 
 /// Settings the runner needs from the configuration.
@@ -61,6 +91,8 @@ pub struct RunnerSettings {
 pub struct Reconciled {
     pub requeued: u32,
     pub failed: u32,
+    /// MediaConvert jobs watched again (not resubmitted).
+    pub resumed: u32,
 }
 
 /// The background job runner. Cheap to clone.
@@ -72,7 +104,7 @@ pub struct JobRunner {
 struct Inner {
     db: Db,
     custody: Arc<dyn KeyCustody>,
-    transcoder: Arc<dyn Transcoder>,
+    backend: Backend,
     settings: RunnerSettings,
     slots: Semaphore,
     live: Mutex<HashSet<Uuid>>,
@@ -82,7 +114,7 @@ impl JobRunner {
     pub fn new(
         db: Db,
         custody: Arc<dyn KeyCustody>,
-        transcoder: Arc<dyn Transcoder>,
+        backend: Backend,
         settings: RunnerSettings,
     ) -> Self {
         let slots = Semaphore::new(settings.max_concurrent_jobs);
@@ -90,11 +122,30 @@ impl JobRunner {
             inner: Arc::new(Inner {
                 db,
                 custody,
-                transcoder,
+                backend,
                 settings,
                 slots,
                 live: Mutex::new(HashSet::new()),
             }),
+        }
+    }
+
+    /// The backend jobs run on.
+    pub fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    /// Where a job's output goes: `origin/{fileId}` locally, `s3://.../{fileId}/` on MediaConvert.
+    pub fn output_prefix(&self, file_id: Uuid) -> String {
+        match &self.inner.backend {
+            Backend::Local(_) => self
+                .inner
+                .settings
+                .origin_dir
+                .join(file_id.to_string())
+                .to_string_lossy()
+                .into_owned(),
+            Backend::MediaConvert(mc) => mc.settings().output_dir(file_id),
         }
     }
 
@@ -155,6 +206,12 @@ impl JobRunner {
             if self.is_live(job.id) {
                 continue;
             }
+            if job.job_id.is_some() && matches!(self.inner.backend, Backend::MediaConvert(_)) {
+                tracing::info!(fileId = %job.file_id, jobId = %job.id, "watching a MediaConvert job again");
+                self.submit(job);
+                done.resumed += 1;
+                continue;
+            }
             let attempts = u32::try_from(job.attempts).unwrap_or(0);
             if attempts < self.inner.settings.max_attempts {
                 tracing::info!(fileId = %job.file_id, jobId = %job.id, attempts, "re-running an interrupted transcode");
@@ -184,6 +241,25 @@ impl JobRunner {
     }
 
     async fn run(&self, job: &JobRecord) -> Result<(), JobError> {
+        match &self.inner.backend {
+            Backend::Local(transcoder) => self.run_local(job, transcoder.as_ref()).await,
+            Backend::MediaConvert(mc) => {
+                let ctx = monitor::Context {
+                    db: &self.inner.db,
+                    custody: self.inner.custody.as_ref(),
+                    mc,
+                    slots: &self.inner.slots,
+                };
+                monitor::run(&ctx, job).await
+            }
+        }
+    }
+
+    async fn run_local(
+        &self,
+        job: &JobRecord,
+        transcoder: &dyn Transcoder,
+    ) -> Result<(), JobError> {
         let _slot = self
             .inner
             .slots
@@ -206,18 +282,26 @@ impl JobRunner {
             .map_err(TranscodeError::from)?;
 
         let source = PathBuf::from(&file.storage_path);
-        let transcoder = &self.inner.transcoder;
         let info = transcoder.probe(&source).await?;
         let renditions = plan_renditions(&self.inner.settings.renditions, info.height);
 
         let video_id = job.file_id.to_string();
         let (encryption, wrapped) = if job.enable_drm {
             let key_id = Uuid::new_v4();
-            let generated = self
-                .inner
-                .custody
-                .generate(&video_id, &key_id.to_string())
-                .await?;
+            let custody = &self.inner.custody;
+            let result = custody.generate(&video_id, &key_id.to_string()).await;
+            let failure = result.as_ref().err().map(|e| e.to_string());
+            db.record_key_event(&KeyEvent {
+                actor: "transcode",
+                action: KeyAction::Generate,
+                content_id: Some(job.file_id),
+                key_id: Some(key_id),
+                backend: custody.backend(),
+                ok: result.is_ok(),
+                detail: Some(failure.as_deref().unwrap_or("ffmpeg aes-128")),
+            })
+            .await?;
+            let generated = result?;
             let enc = HlsEncryption {
                 key_id: key_id.to_string(),
                 key: generated.key,

@@ -327,3 +327,186 @@ pub fn test_video(width: u32, height: u32, seconds: u32) -> PathBuf {
     std::fs::rename(&tmp, &path).unwrap();
     path
 }
+
+/// What [`custody_round_trip`] left behind for [`assert_custody_outage`].
+pub struct SealedTitle {
+    pub video_id: String,
+    /// A key already opened once through the API (may sit in a backend's cache).
+    pub opened_key: String,
+    /// A key never opened yet: opening it needs the backend.
+    pub unopened_key: String,
+}
+
+/// Drives the configured custody backend through the running control plane: imports a title
+/// with two known keys (custody seals them), then has the "edge" fetch one over the internal
+/// API and checks the transport-wrapped key is the imported one.
+pub async fn custody_round_trip(t: &TestApp, backend: &str) -> SealedTitle {
+    use playback::keywrap::{self, KeyBinding, Purpose};
+
+    let res = t.client.get(t.url("/ready")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["custody"], backend);
+    assert_eq!(t.app.custody.backend(), backend);
+
+    let packaged = tempfile::tempdir().unwrap();
+    std::fs::write(
+        packaged.path().join("master.m3u8"),
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000\nv/index.m3u8\n",
+    )
+    .unwrap();
+    let keys: Vec<(uuid::Uuid, [u8; 16])> = (0..2)
+        .map(|_| {
+            let mut k = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut k);
+            (uuid::Uuid::new_v4(), k)
+        })
+        .collect();
+    let imported = import_keys(t, packaged.path(), &keys)
+        .await
+        .expect("import through custody");
+    let video_id = imported.video_id;
+    let (opened, opened_bytes) = (keys[0].0.to_string(), keys[0].1);
+    let stored = t
+        .app
+        .db
+        .content_key(video_id.parse().unwrap(), keys[0].0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !stored.content_key.contains(&hex::encode(opened_bytes)),
+        "the database holds an envelope, never the key"
+    );
+
+    let res = t
+        .client
+        .get(t.url(&format!("/internal/v1/videos/{video_id}/keys/{opened}")))
+        .bearer_auth(t.service_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let body: serde_json::Value = res.json().await.unwrap();
+    let binding = KeyBinding {
+        purpose: Purpose::Transport,
+        video_id: &video_id,
+        key_id: &opened,
+    };
+    let key = keywrap::unwrap(
+        &t.transport_key(),
+        body["wrappedKey"].as_str().unwrap(),
+        &binding,
+    )
+    .unwrap();
+    assert_eq!(key, opened_bytes, "the edge gets the key that was sealed");
+    SealedTitle {
+        video_id,
+        opened_key: opened,
+        unopened_key: keys[1].0.to_string(),
+    }
+}
+
+/// With the backend stopped: `/ready` and key fetches answer 503 naming `backend`, the error
+/// carries no key material, and a new import writes nothing.
+pub async fn assert_custody_outage(t: &TestApp, backend: &str, sealed: &SealedTitle) {
+    let res = t.client.get(t.url("/ready")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains(backend),
+        "{body}"
+    );
+
+    let res = t
+        .client
+        .get(t.url(&format!(
+            "/internal/v1/videos/{}/keys/{}",
+            sealed.video_id, sealed.unopened_key
+        )))
+        .bearer_auth(t.service_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "custody_unavailable", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("'{backend}'")),
+        "{body}"
+    );
+
+    let files_before = count_rows(&t.app.db, "files").await;
+    let keys_before = count_rows(&t.app.db, "content_keys").await;
+    let packaged = tempfile::tempdir().unwrap();
+    std::fs::write(packaged.path().join("master.m3u8"), "#EXTM3U\n").unwrap();
+    let result = import_keys(t, packaged.path(), &[(uuid::Uuid::new_v4(), [7; 16])]).await;
+    let err = result.expect_err("sealing needs the backend").to_string();
+    assert!(err.contains(backend), "{err}");
+    assert_eq!(count_rows(&t.app.db, "files").await, files_before);
+    assert_eq!(count_rows(&t.app.db, "content_keys").await, keys_before);
+}
+
+/// Imports the packaged title in `dir` with `keys` through the app's custody.
+async fn import_keys(
+    t: &TestApp,
+    dir: &Path,
+    keys: &[(uuid::Uuid, [u8; 16])],
+) -> Result<control_plane::import::Imported, control_plane::import::ImportError> {
+    use control_plane::import::{import_title, ImportKey, ImportRequest, ImportTarget};
+    use control_plane::keys::ContentKey;
+
+    let target = ImportTarget {
+        db: &t.app.db,
+        custody: t.app.custody.clone(),
+        origin_dir: &t.config.storage.origin_dir,
+        edge_base: t.config.edge_base(),
+    };
+    let request = ImportRequest {
+        owner: "custody-owner",
+        dir,
+        name: "custody title",
+        drm: true,
+        keys: keys
+            .iter()
+            .map(|(id, k)| ImportKey {
+                key_id: *id,
+                key: ContentKey::new(*k),
+            })
+            .collect(),
+    };
+    import_title(&target, request).await
+}
+
+/// `SELECT COUNT(*)` of a table, on either database.
+pub async fn count_rows(db: &Db, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    match db {
+        Db::Sqlite(pool) => sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap(),
+        Db::Postgres(pool) => sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap(),
+    }
+}
+
+/// A title row (owned by `owner`, created if needed) for tests that need only its id.
+pub async fn new_title(db: &Db) -> uuid::Uuid {
+    let now = control_plane::db::now();
+    db.upsert_user("owner", None, now).await.unwrap();
+    let video = uuid::Uuid::new_v4();
+    db.insert_file(
+        &control_plane::db::files::NewFile {
+            id: video,
+            owner_id: "owner",
+            name: "n",
+            mime_type: "video/mp4",
+            size_bytes: 1,
+            storage_path: "/x",
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    video
+}

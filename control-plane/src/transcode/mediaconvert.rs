@@ -1,0 +1,1028 @@
+//! The AWS Elemental MediaConvert backend: the job settings, the API client and the S3 upload.
+//!
+//! - [`job_settings`] is pure: the HLS output group (one output per configured rendition, 16:9,
+//!   H.264 QVBR + AAC in TS segments) written to `s3://{output_bucket}/{output_prefix}{fileId}/`
+//!   as `master.m3u8` plus `master_{height}p.m3u8`, and for DRM titles HLS AES-128 with either
+//!   the static key provider (the content key from key custody as `StaticKeyValue`, key URL
+//!   `{edge}/keys/{fileId}/{keyId}`, the path the edge serves keys on; the edge rewrites key URIs
+//!   onto its own key endpoint anyway) or SPEKE (`ResourceId` = the file id, so the key provider
+//!   knows the title).
+//! - [`MediaConvert`] wraps `aws-sdk-mediaconvert` and `aws-sdk-s3` on rustls/ring (the same
+//!   HTTP client as the KMS custody backend). Endpoint discovery: unless an explicit
+//!   `endpoint_url` is configured (or `discover_endpoint` says otherwise), the first call runs
+//!   `DescribeEndpoints` and the account endpoint it returns is used for the life of the process
+//!   (AWS now also accepts the regional endpoint; discovery keeps older accounts working).
+//! - Every failure is a [`CallError`] that says whether trying again later can help
+//!   (throttling, 5xx, timeouts, connection failures) or not (400 BadRequest, 403 Forbidden,
+//!   404 NotFound, 409 Conflict, other 4xx). Messages are safe to store as a job's reason.
+//!
+//! The job settings hold the content key in the clear (that is what `StaticKeyValue` is): they
+//! are built right before `CreateJob`, never logged, and dropped after the call. MediaConvert
+//! echoes the settings in `CreateJob` and `GetJob` responses, and the SDK's runtime logs
+//! response bodies and parsed outputs at TRACE level; so every MediaConvert response goes
+//! through [`RedactingClient`], which replaces `staticKeyValue` values before the SDK reads
+//! them (found by the log-capture test: without it, `RUST_LOG=trace` printed the key).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_mediaconvert::config::http::HttpResponse;
+use aws_sdk_mediaconvert::config::{HttpClient, SharedHttpClient};
+use aws_sdk_mediaconvert::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_mediaconvert::types::{
+    AacCodingMode, AacRateControlMode, AacSettings, AudioCodec, AudioCodecSettings,
+    AudioDefaultSelection, AudioDescription, AudioSelector, ContainerSettings, ContainerType,
+    H264CodecProfile, H264GopSizeUnits, H264QvbrSettings, H264RateControlMode,
+    H264SceneChangeDetect, H264Settings, HlsClientCache, HlsCodecSpecification,
+    HlsDirectoryStructure, HlsEncryptionSettings, HlsEncryptionType, HlsGroupSettings,
+    HlsInitializationVectorInManifest, HlsKeyProviderType, HlsManifestDurationFormat,
+    HlsOutputSelection, HlsSegmentControl, HlsStreamInfResolution, Input, InputTimecodeSource,
+    JobSettings, JobStatus, Output, OutputGroup, OutputGroupSettings, OutputGroupType,
+    ScalingBehavior, SpekeKeyProvider, StaticKeyProvider, StatusUpdateInterval, VideoCodec,
+    VideoCodecSettings, VideoDescription, VideoSelector,
+};
+use aws_sdk_s3::primitives::{ByteStream, Length, SdkBody};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use super::Rendition;
+use crate::config::MediaConvertConfig;
+use crate::keys::ContentKey;
+
+/// Base name of the master playlist MediaConvert writes (`master.m3u8`), matching the ffmpeg
+/// layout the edge expects at `/hls/{fileId}/master.m3u8`.
+pub const MASTER_BASENAME: &str = "master";
+/// Name of the single audio selector every output takes its audio from.
+const AUDIO_SELECTOR: &str = "Audio Selector 1";
+/// User metadata keys on every job: which title, which of our jobs, which content key.
+pub const META_FILE_ID: &str = "fileId";
+pub const META_JOB_ID: &str = "jobId";
+pub const META_KEY_ID: &str = "keyId";
+/// Longest service message kept in a job's reason.
+const MAX_REASON_CHARS: usize = 500;
+/// Largest MediaConvert response read (a job with its settings is a few tens of KiB).
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// The JSON member whose string value is a static content key.
+const STATIC_KEY_MEMBER: &[u8] = b"\"staticKeyValue\"";
+const REDACTED: &[u8] = b"<redacted>";
+
+/// Width of a 16:9 rendition of `height`, rounded to even (480 → 854).
+pub fn rendition_width(height: u32) -> u32 {
+    let w = (u64::from(height) * 16 + 4) / 9;
+    u32::try_from((w + 1) & !1).unwrap_or(u32::MAX)
+}
+
+/// How a job's segments are encrypted.
+pub enum JobEncryption<'a> {
+    /// Clear HLS.
+    None,
+    /// HLS AES-128 with a key from custody; `key_url` goes into `#EXT-X-KEY`.
+    StaticKey {
+        key: &'a ContentKey,
+        key_url: String,
+    },
+    /// HLS AES-128 with keys from a SPEKE key provider.
+    Speke {
+        resource_id: String,
+        url: String,
+        system_ids: Vec<String>,
+        certificate_arn: Option<String>,
+    },
+}
+
+/// Everything [`job_settings`] needs.
+pub struct JobSpec<'a> {
+    /// `s3://bucket/key` of the uploaded source.
+    pub input_url: &'a str,
+    /// `s3://bucket/prefix/{fileId}/` the title is written under.
+    pub output_dir: &'a str,
+    pub renditions: &'a [Rendition],
+    pub segment_seconds: u32,
+    pub encryption: JobEncryption<'a>,
+}
+
+/// The `Settings` of a `CreateJob`: one input, one HLS output group.
+pub fn job_settings(spec: &JobSpec<'_>) -> JobSettings {
+    let input = Input::builder()
+        .file_input(spec.input_url)
+        .audio_selectors(
+            AUDIO_SELECTOR,
+            AudioSelector::builder()
+                .default_selection(AudioDefaultSelection::Default)
+                .build(),
+        )
+        .video_selector(VideoSelector::builder().build())
+        .timecode_source(InputTimecodeSource::Zerobased)
+        .build();
+
+    let mut hls = HlsGroupSettings::builder()
+        .destination(format!("{}{MASTER_BASENAME}", spec.output_dir))
+        .segment_length(i32::try_from(spec.segment_seconds).unwrap_or(4))
+        .min_segment_length(0)
+        .segment_control(HlsSegmentControl::SegmentedFiles)
+        .directory_structure(HlsDirectoryStructure::SingleDirectory)
+        .output_selection(HlsOutputSelection::ManifestsAndSegments)
+        .manifest_duration_format(HlsManifestDurationFormat::Integer)
+        .codec_specification(HlsCodecSpecification::Rfc4281)
+        .stream_inf_resolution(HlsStreamInfResolution::Include)
+        .client_cache(HlsClientCache::Enabled);
+    match &spec.encryption {
+        JobEncryption::None => {}
+        JobEncryption::StaticKey { key, key_url } => {
+            hls = hls.encryption(
+                HlsEncryptionSettings::builder()
+                    .encryption_method(HlsEncryptionType::Aes128)
+                    .r#type(HlsKeyProviderType::StaticKey)
+                    .initialization_vector_in_manifest(HlsInitializationVectorInManifest::Include)
+                    .static_key_provider(
+                        StaticKeyProvider::builder()
+                            .static_key_value(hex::encode(key.bytes()))
+                            .url(key_url)
+                            .key_format("identity")
+                            .key_format_versions("1")
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        JobEncryption::Speke {
+            resource_id,
+            url,
+            system_ids,
+            certificate_arn,
+        } => {
+            let mut speke = SpekeKeyProvider::builder()
+                .resource_id(resource_id)
+                .url(url)
+                .set_system_ids(Some(system_ids.clone()));
+            if let Some(arn) = certificate_arn {
+                speke = speke.certificate_arn(arn);
+            }
+            hls = hls.encryption(
+                HlsEncryptionSettings::builder()
+                    .encryption_method(HlsEncryptionType::Aes128)
+                    .r#type(HlsKeyProviderType::Speke)
+                    .initialization_vector_in_manifest(HlsInitializationVectorInManifest::Include)
+                    .speke_key_provider(speke.build())
+                    .build(),
+            );
+        }
+    }
+
+    let mut group = OutputGroup::builder().name("HLS").output_group_settings(
+        OutputGroupSettings::builder()
+            .r#type(OutputGroupType::HlsGroupSettings)
+            .hls_group_settings(hls.build())
+            .build(),
+    );
+    for r in spec.renditions {
+        group = group.outputs(rendition_output(r, spec.segment_seconds));
+    }
+    JobSettings::builder()
+        .inputs(input)
+        .output_groups(group.build())
+        .build()
+}
+
+fn rendition_output(r: &Rendition, segment_seconds: u32) -> Output {
+    let bitrate = i32::try_from(u64::from(r.video_kbps) * 1000).unwrap_or(i32::MAX);
+    let h264 = H264Settings::builder()
+        .rate_control_mode(H264RateControlMode::Qvbr)
+        .max_bitrate(bitrate)
+        .qvbr_settings(H264QvbrSettings::builder().qvbr_quality_level(7).build())
+        .codec_profile(H264CodecProfile::Main)
+        .scene_change_detect(H264SceneChangeDetect::TransitionDetection)
+        // One GOP per segment, so every segment starts with a keyframe.
+        .gop_size(f64::from(segment_seconds))
+        .gop_size_units(H264GopSizeUnits::Seconds)
+        .build();
+    let aac = AacSettings::builder()
+        .bitrate(128_000)
+        .coding_mode(AacCodingMode::CodingMode20)
+        .sample_rate(48_000)
+        .rate_control_mode(AacRateControlMode::Cbr)
+        .build();
+    Output::builder()
+        .name_modifier(format!("_{}", r.name))
+        .container_settings(
+            ContainerSettings::builder()
+                .container(ContainerType::M3U8)
+                .build(),
+        )
+        .video_description(
+            VideoDescription::builder()
+                .width(i32::try_from(rendition_width(r.height)).unwrap_or(i32::MAX))
+                .height(i32::try_from(r.height).unwrap_or(i32::MAX))
+                .scaling_behavior(ScalingBehavior::Default)
+                .codec_settings(
+                    VideoCodecSettings::builder()
+                        .codec(VideoCodec::H264)
+                        .h264_settings(h264)
+                        .build(),
+                )
+                .build(),
+        )
+        .audio_descriptions(
+            AudioDescription::builder()
+                .audio_source_name(AUDIO_SELECTOR)
+                .codec_settings(
+                    AudioCodecSettings::builder()
+                        .codec(AudioCodec::Aac)
+                        .aac_settings(aac)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+/// A failed call, and whether trying again later can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CallError {
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl CallError {
+    fn fail(message: impl Into<String>) -> Self {
+        CallError {
+            retryable: false,
+            message: message.into(),
+        }
+    }
+
+    fn retry(message: impl Into<String>) -> Self {
+        CallError {
+            retryable: true,
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether an HTTP status / error code from the service is worth retrying.
+pub fn is_retryable(status: u16, code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "TooManyRequestsException"
+                | "ThrottlingException"
+                | "Throttling"
+                | "SlowDown"
+                | "RequestTimeout"
+                | "InternalServerErrorException"
+                | "InternalError"
+                | "ServiceUnavailable"
+        )
+    ) || status == 429
+        || status >= 500
+}
+
+/// Maps an SDK error onto a [`CallError`] naming the service and operation.
+fn classify<E>(what: &str, err: SdkError<E, HttpResponse>) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &err {
+        SdkError::ConstructionFailure(_) => CallError::fail(format!(
+            "{what}: the request could not be built: {}",
+            clean(&DisplayErrorContext(&err).to_string())
+        )),
+        SdkError::TimeoutError(_) => CallError::retry(format!("{what}: timed out")),
+        SdkError::DispatchFailure(_) => CallError::retry(format!(
+            "{what}: cannot reach the service: {}",
+            clean(&DisplayErrorContext(&err).to_string())
+        )),
+        SdkError::ResponseError(_) => {
+            CallError::retry(format!("{what}: the response could not be read"))
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = err.code().map(str::to_string);
+            let message = err.message().map(clean).unwrap_or_default();
+            let label = code.clone().unwrap_or_else(|| format!("HTTP {status}"));
+            let text = if message.is_empty() {
+                format!("{what}: {label}")
+            } else {
+                format!("{what}: {label}: {message}")
+            };
+            CallError {
+                retryable: is_retryable(status, code.as_deref()),
+                message: text,
+            }
+        }
+        _ => CallError::retry(format!(
+            "{what}: {}",
+            clean(&DisplayErrorContext(&err).to_string())
+        )),
+    }
+}
+
+/// A message fit for a job's reason: one line, no control characters, bounded.
+pub fn clean(message: &str) -> String {
+    let one_line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let trimmed = one_line.trim();
+    match trimmed.char_indices().nth(MAX_REASON_CHARS) {
+        Some((i, _)) => format!("{}…", &trimmed[..i]),
+        None => trimmed.to_string(),
+    }
+}
+
+/// What `GetJob` says about a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Submitted or progressing; `percent` once MediaConvert reports it.
+    Running {
+        percent: Option<i32>,
+    },
+    Complete,
+    /// ERROR or CANCELED, with the service's reason.
+    Failed {
+        reason: String,
+    },
+}
+
+/// A job's state plus the content key id it was submitted with (its `keyId` user metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobReport {
+    pub state: JobState,
+    pub key_id: Option<Uuid>,
+}
+
+/// `json` with the string value of every `"staticKeyValue"` member replaced by `<redacted>`.
+/// A scan, not a parse: the member name cannot occur inside another string without its quotes
+/// being escaped, and a value is hex.
+pub fn redact_static_keys(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let mut rest = json;
+    while let Some(at) = find(rest, STATIC_KEY_MEMBER) {
+        let after = at + STATIC_KEY_MEMBER.len();
+        out.extend_from_slice(&rest[..after]);
+        rest = &rest[after..];
+        // `\s* : \s* "value"`
+        let value_start = rest
+            .iter()
+            .position(|b| !b.is_ascii_whitespace() && *b != b':')
+            .unwrap_or(rest.len());
+        if rest.get(value_start) != Some(&b'"') {
+            continue;
+        }
+        let Some(len) = rest[value_start + 1..].iter().position(|b| *b == b'"') else {
+            // Unterminated: drop the rest rather than echo part of a key.
+            out.extend_from_slice(&rest[..value_start]);
+            out.extend_from_slice(b"\"");
+            out.extend_from_slice(REDACTED);
+            out.extend_from_slice(b"\"");
+            return out;
+        };
+        out.extend_from_slice(&rest[..=value_start]);
+        out.extend_from_slice(REDACTED);
+        rest = &rest[value_start + 1 + len..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// An HTTP client whose responses are read whole (bounded) and have their static keys
+/// redacted before the SDK (and its trace logging) sees them.
+#[derive(Debug)]
+struct RedactingClient {
+    inner: SharedHttpClient,
+}
+
+impl HttpClient for RedactingClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(RedactingConnector {
+            inner: self.inner.http_connector(settings, components),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct RedactingConnector {
+    inner: SharedHttpConnector,
+}
+
+impl HttpConnector for RedactingConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        HttpConnectorFuture::new(async move {
+            let mut response = inner.call(request).await?;
+            let mut body = ByteStream::new(response.take_body());
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| ConnectorError::io(e.into()))?;
+                if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(ConnectorError::other(
+                        format!("MediaConvert response over {MAX_RESPONSE_BYTES} bytes").into(),
+                        None,
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            let redacted = redact_static_keys(&bytes);
+            if response.headers().contains_key("content-length") {
+                response
+                    .headers_mut()
+                    .insert("content-length", redacted.len().to_string());
+            }
+            *response.body_mut() = SdkBody::from(redacted);
+            Ok(response)
+        })
+    }
+}
+
+/// Settings derived from `[transcode.mediaconvert]` plus what the job needs from elsewhere.
+#[derive(Debug, Clone)]
+pub struct MediaConvertSettings {
+    pub config: MediaConvertConfig,
+    /// The edge's public base URL (static key URLs point there).
+    pub edge_base: String,
+    pub renditions: Vec<u32>,
+    pub segment_seconds: u32,
+}
+
+impl MediaConvertSettings {
+    /// `s3://{output_bucket}/{output_prefix}{fileId}/`.
+    pub fn output_dir(&self, file_id: Uuid) -> String {
+        format!(
+            "s3://{}/{}{file_id}/",
+            self.config.output_bucket, self.config.output_prefix
+        )
+    }
+
+    /// The S3 key a source is uploaded to: `{input_prefix}{fileId}/source{.ext}`, the extension
+    /// taken from the uploaded file's name (MediaConvert goes by it for some containers).
+    pub fn input_key(&self, file_id: Uuid, name: &str) -> String {
+        let ext = Path::new(name)
+            .extension()
+            .and_then(|e| e.to_str())
+            .filter(|e| e.len() <= 8 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .map(|e| format!(".{}", e.to_ascii_lowercase()))
+            .unwrap_or_default();
+        format!("{}{file_id}/source{ext}", self.config.input_prefix)
+    }
+
+    /// The key URL written into the playlists: the edge's key path.
+    pub fn key_url(&self, file_id: Uuid, key_id: Uuid) -> String {
+        format!(
+            "{}/keys/{file_id}/{key_id}",
+            self.edge_base.trim_end_matches('/')
+        )
+    }
+
+    fn discover(&self) -> bool {
+        self.config
+            .discover_endpoint
+            .unwrap_or(self.config.endpoint_url.is_empty())
+    }
+}
+
+/// Counters for tests and logs.
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    pub describe_endpoints: AtomicU64,
+    pub create_job: AtomicU64,
+    pub get_job: AtomicU64,
+}
+
+/// The MediaConvert and S3 clients.
+pub struct MediaConvert {
+    settings: MediaConvertSettings,
+    sdk: SdkConfig,
+    /// The HTTP client of every MediaConvert call.
+    redacting: SharedHttpClient,
+    /// The client for job calls: the discovered (or configured) endpoint, made once.
+    jobs: OnceCell<aws_sdk_mediaconvert::Client>,
+    s3: aws_sdk_s3::Client,
+    counts: CallCounts,
+}
+
+impl std::fmt::Debug for MediaConvert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaConvert")
+            .field("endpoint_url", &self.settings.config.endpoint_url)
+            .field("discover", &self.settings.discover())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MediaConvert {
+    /// Builds the clients; resolves region and credentials (default chain). Makes no call.
+    pub async fn new(settings: MediaConvertSettings) -> anyhow::Result<Self> {
+        let c = &settings.config;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::v2025_08_07())
+            .http_client(http.clone())
+            .retry_config(RetryConfig::standard().with_max_attempts(c.max_attempts.max(1)))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_millis(c.connect_timeout_ms))
+                    .build(),
+            );
+        if !c.region.is_empty() {
+            loader = loader.region(Region::new(c.region.clone()));
+        }
+        let sdk = loader.load().await;
+        if sdk.region().is_none() {
+            anyhow::bail!("transcode.mediaconvert.region: no AWS region (set it or AWS_REGION)");
+        }
+        let mut s3 = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(c.s3_force_path_style)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_millis(c.connect_timeout_ms))
+                    .read_timeout(Duration::from_millis(c.operation_timeout_ms))
+                    .build(),
+            );
+        if !c.s3_endpoint_url.is_empty() {
+            s3 = s3.endpoint_url(c.s3_endpoint_url.clone());
+        }
+        Ok(MediaConvert {
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            redacting: SharedHttpClient::new(RedactingClient { inner: http }),
+            sdk,
+            jobs: OnceCell::new(),
+            counts: CallCounts::default(),
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> &MediaConvertSettings {
+        &self.settings
+    }
+
+    /// How many calls of each kind were made.
+    pub fn counts(&self) -> &CallCounts {
+        &self.counts
+    }
+
+    fn client_for(&self, endpoint: Option<&str>) -> aws_sdk_mediaconvert::Client {
+        let mut b = aws_sdk_mediaconvert::config::Builder::from(&self.sdk)
+            .http_client(self.redacting.clone())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_millis(
+                        self.settings.config.connect_timeout_ms,
+                    ))
+                    .operation_timeout(Duration::from_millis(
+                        self.settings.config.operation_timeout_ms,
+                    ))
+                    .build(),
+            );
+        if let Some(url) = endpoint {
+            b = b.endpoint_url(url);
+        }
+        aws_sdk_mediaconvert::Client::from_conf(b.build())
+    }
+
+    /// The client for job calls; runs endpoint discovery the first time (a failure is not
+    /// cached, the next call tries again).
+    async fn jobs(&self) -> Result<&aws_sdk_mediaconvert::Client, CallError> {
+        self.jobs
+            .get_or_try_init(|| async {
+                let configured = (!self.settings.config.endpoint_url.is_empty())
+                    .then_some(self.settings.config.endpoint_url.as_str());
+                if !self.settings.discover() {
+                    return Ok(self.client_for(configured));
+                }
+                let base = self.client_for(configured);
+                self.counts
+                    .describe_endpoints
+                    .fetch_add(1, Ordering::Relaxed);
+                // Deprecated by AWS (regional endpoints work now) but still answered; accounts
+                // set up before 2022 were told to use their account endpoint.
+                #[allow(deprecated)]
+                let out = base
+                    .describe_endpoints()
+                    .mode(aws_sdk_mediaconvert::types::DescribeEndpointsMode::Default)
+                    .send()
+                    .await
+                    .map_err(|e| classify("MediaConvert DescribeEndpoints", e))?;
+                let url = out
+                    .endpoints()
+                    .iter()
+                    .find_map(|e| e.url())
+                    .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+                    .ok_or_else(|| {
+                        CallError::retry("MediaConvert DescribeEndpoints: no endpoint returned")
+                    })?
+                    .to_string();
+                tracing::info!(endpoint = %url, "MediaConvert account endpoint discovered");
+                Ok(self.client_for(Some(&url)))
+            })
+            .await
+    }
+
+    /// Uploads the source at `path` to the input bucket; returns its `s3://` URL. Streams from
+    /// the file (bounded memory); larger files go up in parts, and a failed multipart upload is
+    /// aborted.
+    pub async fn upload_source(
+        &self,
+        file_id: Uuid,
+        path: &Path,
+        name: &str,
+    ) -> Result<String, CallError> {
+        let c = &self.settings.config;
+        let key = self.settings.input_key(file_id, name);
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| CallError::fail(format!("reading the source: {e}")))?
+            .len();
+        if size <= c.multipart_threshold_bytes {
+            let body = ByteStream::from_path(path)
+                .await
+                .map_err(|e| CallError::fail(format!("reading the source: {e}")))?;
+            self.s3
+                .put_object()
+                .bucket(&c.input_bucket)
+                .key(&key)
+                .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| classify("S3 PutObject", e))?;
+        } else {
+            self.multipart_upload(&key, path, size).await?;
+        }
+        Ok(format!("s3://{}/{key}", c.input_bucket))
+    }
+
+    async fn multipart_upload(&self, key: &str, path: &Path, size: u64) -> Result<(), CallError> {
+        let c = &self.settings.config;
+        let created = self
+            .s3
+            .create_multipart_upload()
+            .bucket(&c.input_bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify("S3 CreateMultipartUpload", e))?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| CallError::retry("S3 CreateMultipartUpload: no upload id"))?
+            .to_string();
+        let result = self.upload_parts(key, &upload_id, path, size).await;
+        if result.is_err() {
+            // Parts already stored cost money until the upload is aborted.
+            if let Err(e) = self
+                .s3
+                .abort_multipart_upload()
+                .bucket(&c.input_bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await
+            {
+                tracing::warn!(error = %classify("S3 AbortMultipartUpload", e), "could not abort a multipart upload");
+            }
+        }
+        result
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        path: &Path,
+        size: u64,
+    ) -> Result<(), CallError> {
+        let c = &self.settings.config;
+        let part_size = c.part_size_bytes;
+        let mut parts = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 1i32;
+        while offset < size {
+            let len = part_size.min(size - offset);
+            let body = ByteStream::read_from()
+                .path(path)
+                .offset(offset)
+                .length(Length::Exact(len))
+                .build()
+                .await
+                .map_err(|e| CallError::fail(format!("reading the source: {e}")))?;
+            let out = self
+                .s3
+                .upload_part()
+                .bucket(&c.input_bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .content_length(i64::try_from(len).unwrap_or(i64::MAX))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| classify("S3 UploadPart", e))?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(out.e_tag().map(str::to_string))
+                    .set_checksum_crc32(out.checksum_crc32().map(str::to_string))
+                    .build(),
+            );
+            offset += len;
+            number += 1;
+        }
+        self.s3
+            .complete_multipart_upload()
+            .bucket(&c.input_bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("S3 CompleteMultipartUpload", e))?;
+        Ok(())
+    }
+
+    /// Submits a job; returns MediaConvert's job id. `token` makes the call idempotent (a retried
+    /// `CreateJob` with the same token does not start a second job).
+    pub async fn create_job(
+        &self,
+        settings: JobSettings,
+        user_metadata: &[(&str, String)],
+        token: &str,
+    ) -> Result<String, CallError> {
+        let c = &self.settings.config;
+        let client = self.jobs().await?;
+        let mut request = client
+            .create_job()
+            .role(&c.role_arn)
+            .settings(settings)
+            .client_request_token(token)
+            .status_update_interval(StatusUpdateInterval::Seconds10);
+        if !c.queue.is_empty() {
+            request = request.queue(&c.queue);
+        }
+        for (k, v) in user_metadata {
+            request = request.user_metadata(*k, v);
+        }
+        self.counts.create_job.fetch_add(1, Ordering::Relaxed);
+        let out = request
+            .send()
+            .await
+            .map_err(|e| classify("MediaConvert CreateJob", e))?;
+        out.job()
+            .and_then(|j| j.id())
+            .map(str::to_string)
+            .ok_or_else(|| CallError::fail("MediaConvert CreateJob: no job id in the response"))
+    }
+
+    /// Reads a job's state.
+    pub async fn get_job(&self, id: &str) -> Result<JobReport, CallError> {
+        let client = self.jobs().await?;
+        self.counts.get_job.fetch_add(1, Ordering::Relaxed);
+        let out = client
+            .get_job()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| classify("MediaConvert GetJob", e))?;
+        let job = out
+            .job()
+            .ok_or_else(|| CallError::retry("MediaConvert GetJob: no job in the response"))?;
+        let key_id = job
+            .user_metadata()
+            .and_then(|m| m.get(META_KEY_ID))
+            .and_then(|k| Uuid::parse_str(k).ok());
+        let state = match job.status() {
+            Some(JobStatus::Complete) => JobState::Complete,
+            Some(JobStatus::Error) => {
+                let code = job
+                    .error_code()
+                    .map_or_else(|| "no error code".to_string(), |c| c.to_string());
+                let message = job.error_message().map(clean).unwrap_or_default();
+                JobState::Failed {
+                    reason: format!("MediaConvert job {id} failed: error {code}: {message}"),
+                }
+            }
+            Some(JobStatus::Canceled) => JobState::Failed {
+                reason: format!("MediaConvert job {id} was canceled"),
+            },
+            _ => JobState::Running {
+                percent: job.job_percent_complete(),
+            },
+        };
+        Ok(JobReport { state, key_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcode::plan_renditions;
+
+    fn spec<'a>(renditions: &'a [Rendition], encryption: JobEncryption<'a>) -> JobSpec<'a> {
+        JobSpec {
+            input_url: "s3://in/uploads/f/source.mp4",
+            output_dir: "s3://out/hls/f/",
+            renditions,
+            segment_seconds: 4,
+            encryption,
+        }
+    }
+
+    #[test]
+    fn widths_are_sixteen_by_nine_and_even() {
+        assert_eq!(rendition_width(1080), 1920);
+        assert_eq!(rendition_width(720), 1280);
+        assert_eq!(rendition_width(480), 854);
+        assert_eq!(rendition_width(360), 640);
+    }
+
+    #[test]
+    fn clear_job_has_one_hls_group_with_the_ladder() {
+        let ladder = plan_renditions(&[1080, 720, 480], u32::MAX);
+        let s = job_settings(&spec(&ladder, JobEncryption::None));
+        assert_eq!(
+            s.inputs()[0].file_input(),
+            Some("s3://in/uploads/f/source.mp4")
+        );
+        let groups = s.output_groups();
+        assert_eq!(groups.len(), 1);
+        let settings = groups[0].output_group_settings().unwrap();
+        assert_eq!(settings.r#type(), Some(&OutputGroupType::HlsGroupSettings));
+        let hls = settings.hls_group_settings().unwrap();
+        assert_eq!(hls.destination(), Some("s3://out/hls/f/master"));
+        assert_eq!(hls.segment_length(), Some(4));
+        assert!(hls.encryption().is_none());
+        let outputs = groups[0].outputs();
+        let dims: Vec<_> = outputs
+            .iter()
+            .map(|o| {
+                let v = o.video_description().unwrap();
+                (
+                    o.name_modifier().unwrap(),
+                    v.width().unwrap(),
+                    v.height().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            dims,
+            vec![
+                ("_1080p", 1920, 1080),
+                ("_720p", 1280, 720),
+                ("_480p", 854, 480)
+            ]
+        );
+        let h264 = outputs[1]
+            .video_description()
+            .unwrap()
+            .codec_settings()
+            .unwrap()
+            .h264_settings()
+            .unwrap();
+        assert_eq!(h264.max_bitrate(), Some(2_800_000));
+        assert_eq!(h264.rate_control_mode(), Some(&H264RateControlMode::Qvbr));
+    }
+
+    #[test]
+    fn static_key_job_carries_the_key_as_hex_and_the_edge_key_url() {
+        let ladder = plan_renditions(&[720], u32::MAX);
+        let key = ContentKey::new([0xab; 16]);
+        let s = job_settings(&spec(
+            &ladder,
+            JobEncryption::StaticKey {
+                key: &key,
+                key_url: "https://edge/keys/f/k".into(),
+            },
+        ));
+        let enc = s.output_groups()[0]
+            .output_group_settings()
+            .unwrap()
+            .hls_group_settings()
+            .unwrap()
+            .encryption()
+            .unwrap();
+        assert_eq!(enc.encryption_method(), Some(&HlsEncryptionType::Aes128));
+        assert_eq!(enc.r#type(), Some(&HlsKeyProviderType::StaticKey));
+        let p = enc.static_key_provider().unwrap();
+        assert_eq!(p.static_key_value(), Some("ab".repeat(16).as_str()));
+        assert_eq!(p.url(), Some("https://edge/keys/f/k"));
+        assert!(enc.speke_key_provider().is_none());
+    }
+
+    #[test]
+    fn speke_job_names_the_title_and_systems() {
+        let ladder = plan_renditions(&[480], u32::MAX);
+        let s = job_settings(&spec(
+            &ladder,
+            JobEncryption::Speke {
+                resource_id: "file-1".into(),
+                url: "https://cp/speke/v2/copyProtection".into(),
+                system_ids: vec!["3ea8778f-7742-4bf9-b18b-e834b2acbd47".into()],
+                certificate_arn: None,
+            },
+        ));
+        let enc = s.output_groups()[0]
+            .output_group_settings()
+            .unwrap()
+            .hls_group_settings()
+            .unwrap()
+            .encryption()
+            .unwrap();
+        assert_eq!(enc.r#type(), Some(&HlsKeyProviderType::Speke));
+        let p = enc.speke_key_provider().unwrap();
+        assert_eq!(p.resource_id(), Some("file-1"));
+        assert_eq!(p.url(), Some("https://cp/speke/v2/copyProtection"));
+        assert_eq!(p.system_ids(), ["3ea8778f-7742-4bf9-b18b-e834b2acbd47"]);
+        assert!(enc.static_key_provider().is_none());
+    }
+
+    #[test]
+    fn retry_classification() {
+        assert!(is_retryable(429, Some("TooManyRequestsException")));
+        assert!(is_retryable(500, Some("InternalServerErrorException")));
+        assert!(is_retryable(503, None));
+        for (status, code) in [
+            (400, "BadRequestException"),
+            (403, "ForbiddenException"),
+            (404, "NotFoundException"),
+            (409, "ConflictException"),
+        ] {
+            assert!(!is_retryable(status, Some(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn static_keys_are_redacted_from_responses() {
+        let json = br#"{"job":{"settings":{"a":{"staticKeyValue":"00112233445566778899aabbccddeeff","url":"u"},"b":{"staticKeyValue" : "ffeeddccbbaa99887766554433221100"}}}}"#;
+        let out = String::from_utf8(redact_static_keys(json)).unwrap();
+        assert_eq!(
+            out,
+            r#"{"job":{"settings":{"a":{"staticKeyValue":"<redacted>","url":"u"},"b":{"staticKeyValue" : "<redacted>"}}}}"#
+        );
+        assert_eq!(redact_static_keys(b"{\"x\":1}"), b"{\"x\":1}");
+        let cut = String::from_utf8(redact_static_keys(br#"{"staticKeyValue":"0011"#)).unwrap();
+        assert_eq!(cut, r#"{"staticKeyValue":"<redacted>""#);
+        assert!(!cut.contains("0011"));
+    }
+
+    #[test]
+    fn reasons_are_one_bounded_line() {
+        assert_eq!(clean(" a\nb\tc "), "a b c");
+        let long = "x".repeat(2000);
+        assert_eq!(clean(&long).chars().count(), MAX_REASON_CHARS + 1);
+    }
+
+    #[test]
+    fn paths_and_urls() {
+        let s = MediaConvertSettings {
+            config: MediaConvertConfig {
+                input_bucket: "in".into(),
+                output_bucket: "out".into(),
+                ..MediaConvertConfig::default()
+            },
+            edge_base: "https://edge.example/".into(),
+            renditions: vec![720],
+            segment_seconds: 4,
+        };
+        let f = Uuid::nil();
+        assert_eq!(s.output_dir(f), format!("s3://out/hls/{f}/"));
+        assert_eq!(s.input_key(f, "x.MP4"), format!("uploads/{f}/source.mp4"));
+        assert_eq!(s.input_key(f, "noext"), format!("uploads/{f}/source"));
+        assert_eq!(
+            s.key_url(f, Uuid::nil()),
+            format!("https://edge.example/keys/{f}/{}", Uuid::nil())
+        );
+        assert!(s.discover());
+        let explicit = MediaConvertSettings {
+            config: MediaConvertConfig {
+                endpoint_url: "https://abcd.mediaconvert.us-east-1.amazonaws.com".into(),
+                ..s.config.clone()
+            },
+            ..s.clone()
+        };
+        assert!(!explicit.discover());
+    }
+}
