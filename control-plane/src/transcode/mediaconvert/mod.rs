@@ -1,12 +1,6 @@
-//! The AWS Elemental MediaConvert backend: the job settings, the API client and the S3 upload.
+//! The AWS Elemental MediaConvert backend: the API client, its errors and the S3 upload.
 //!
-//! - [`job_settings`] is pure: the HLS output group (one output per configured rendition, 16:9,
-//!   H.264 QVBR + AAC in TS segments) written to `s3://{output_bucket}/{output_prefix}{fileId}/`
-//!   as `master.m3u8` plus `master_{height}p.m3u8`, and for DRM titles HLS AES-128 with either
-//!   the static key provider (the content key from key custody as `StaticKeyValue`, key URL
-//!   `{edge}/keys/{fileId}/{keyId}`, the path the edge serves keys on; the edge rewrites key URIs
-//!   onto its own key endpoint anyway) or SPEKE (`ResourceId` = the file id, so the key provider
-//!   knows the title).
+//! - [`settings`] builds the job settings (pure).
 //! - [`MediaConvert`] wraps `aws-sdk-mediaconvert` and `aws-sdk-s3` on rustls/ring (the same
 //!   HTTP client as the KMS custody backend). Endpoint discovery: unless an explicit
 //!   `endpoint_url` is configured (or `discover_endpoint` says otherwise), the first call runs
@@ -15,13 +9,7 @@
 //! - Every failure is a [`CallError`] that says whether trying again later can help
 //!   (throttling, 5xx, timeouts, connection failures) or not (400 BadRequest, 403 Forbidden,
 //!   404 NotFound, 409 Conflict, other 4xx). Messages are safe to store as a job's reason.
-//!
-//! The job settings hold the content key in the clear (that is what `StaticKeyValue` is): they
-//! are built right before `CreateJob`, never logged, and dropped after the call. MediaConvert
-//! echoes the settings in `CreateJob` and `GetJob` responses, and the SDK's runtime logs
-//! response bodies and parsed outputs at TRACE level; so every MediaConvert response goes
-//! through [`RedactingClient`], which replaces `staticKeyValue` values before the SDK reads
-//! them (found by the log-capture test: without it, `RUST_LOG=trace` printed the key).
+//! - [`redact`] keeps the static content key, which MediaConvert echoes, out of the SDK's logs.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,222 +19,29 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_mediaconvert::config::http::HttpResponse;
-use aws_sdk_mediaconvert::config::{HttpClient, SharedHttpClient};
+use aws_sdk_mediaconvert::config::SharedHttpClient;
 use aws_sdk_mediaconvert::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_mediaconvert::types::{
-    AacCodingMode, AacRateControlMode, AacSettings, AudioCodec, AudioCodecSettings,
-    AudioDefaultSelection, AudioDescription, AudioSelector, ContainerSettings, ContainerType,
-    H264CodecProfile, H264GopSizeUnits, H264QvbrSettings, H264RateControlMode,
-    H264SceneChangeDetect, H264Settings, HlsClientCache, HlsCodecSpecification,
-    HlsDirectoryStructure, HlsEncryptionSettings, HlsEncryptionType, HlsGroupSettings,
-    HlsInitializationVectorInManifest, HlsKeyProviderType, HlsManifestDurationFormat,
-    HlsOutputSelection, HlsSegmentControl, HlsStreamInfResolution, Input, InputTimecodeSource,
-    JobSettings, JobStatus, Output, OutputGroup, OutputGroupSettings, OutputGroupType,
-    ScalingBehavior, SpekeKeyProvider, StaticKeyProvider, StatusUpdateInterval, VideoCodec,
-    VideoCodecSettings, VideoDescription, VideoSelector,
-};
-use aws_sdk_s3::primitives::{ByteStream, Length, SdkBody};
+use aws_sdk_mediaconvert::types::{JobSettings, JobStatus, StatusUpdateInterval};
+use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::http::{
-    HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
-use aws_smithy_runtime_api::client::result::ConnectorError;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::Rendition;
 use crate::config::MediaConvertConfig;
-use crate::keys::ContentKey;
 
-/// Base name of the master playlist MediaConvert writes (`master.m3u8`), matching the ffmpeg
-/// layout the edge expects at `/hls/{fileId}/master.m3u8`.
-pub const MASTER_BASENAME: &str = "master";
-/// Name of the single audio selector every output takes its audio from.
-const AUDIO_SELECTOR: &str = "Audio Selector 1";
+pub mod redact;
+pub mod settings;
+
+pub use redact::redact_static_keys;
+pub use settings::*;
+
 /// User metadata keys on every job: which title, which of our jobs, which content key.
 pub const META_FILE_ID: &str = "fileId";
 pub const META_JOB_ID: &str = "jobId";
 pub const META_KEY_ID: &str = "keyId";
 /// Longest service message kept in a job's reason.
 const MAX_REASON_CHARS: usize = 500;
-/// Largest MediaConvert response read (a job with its settings is a few tens of KiB).
-const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
-/// The JSON member whose string value is a static content key.
-const STATIC_KEY_MEMBER: &[u8] = b"\"staticKeyValue\"";
-const REDACTED: &[u8] = b"<redacted>";
-
-/// Width of a 16:9 rendition of `height`, rounded to even (480 → 854).
-pub fn rendition_width(height: u32) -> u32 {
-    let w = (u64::from(height) * 16 + 4) / 9;
-    u32::try_from((w + 1) & !1).unwrap_or(u32::MAX)
-}
-
-/// How a job's segments are encrypted.
-pub enum JobEncryption<'a> {
-    /// Clear HLS.
-    None,
-    /// HLS AES-128 with a key from custody; `key_url` goes into `#EXT-X-KEY`.
-    StaticKey {
-        key: &'a ContentKey,
-        key_url: String,
-    },
-    /// HLS AES-128 with keys from a SPEKE key provider.
-    Speke {
-        resource_id: String,
-        url: String,
-        system_ids: Vec<String>,
-        certificate_arn: Option<String>,
-    },
-}
-
-/// Everything [`job_settings`] needs.
-pub struct JobSpec<'a> {
-    /// `s3://bucket/key` of the uploaded source.
-    pub input_url: &'a str,
-    /// `s3://bucket/prefix/{fileId}/` the title is written under.
-    pub output_dir: &'a str,
-    pub renditions: &'a [Rendition],
-    pub segment_seconds: u32,
-    pub encryption: JobEncryption<'a>,
-}
-
-/// The `Settings` of a `CreateJob`: one input, one HLS output group.
-pub fn job_settings(spec: &JobSpec<'_>) -> JobSettings {
-    let input = Input::builder()
-        .file_input(spec.input_url)
-        .audio_selectors(
-            AUDIO_SELECTOR,
-            AudioSelector::builder()
-                .default_selection(AudioDefaultSelection::Default)
-                .build(),
-        )
-        .video_selector(VideoSelector::builder().build())
-        .timecode_source(InputTimecodeSource::Zerobased)
-        .build();
-
-    let mut hls = HlsGroupSettings::builder()
-        .destination(format!("{}{MASTER_BASENAME}", spec.output_dir))
-        .segment_length(i32::try_from(spec.segment_seconds).unwrap_or(4))
-        .min_segment_length(0)
-        .segment_control(HlsSegmentControl::SegmentedFiles)
-        .directory_structure(HlsDirectoryStructure::SingleDirectory)
-        .output_selection(HlsOutputSelection::ManifestsAndSegments)
-        .manifest_duration_format(HlsManifestDurationFormat::Integer)
-        .codec_specification(HlsCodecSpecification::Rfc4281)
-        .stream_inf_resolution(HlsStreamInfResolution::Include)
-        .client_cache(HlsClientCache::Enabled);
-    match &spec.encryption {
-        JobEncryption::None => {}
-        JobEncryption::StaticKey { key, key_url } => {
-            hls = hls.encryption(
-                HlsEncryptionSettings::builder()
-                    .encryption_method(HlsEncryptionType::Aes128)
-                    .r#type(HlsKeyProviderType::StaticKey)
-                    .initialization_vector_in_manifest(HlsInitializationVectorInManifest::Include)
-                    .static_key_provider(
-                        StaticKeyProvider::builder()
-                            .static_key_value(hex::encode(key.bytes()))
-                            .url(key_url)
-                            .key_format("identity")
-                            .key_format_versions("1")
-                            .build(),
-                    )
-                    .build(),
-            );
-        }
-        JobEncryption::Speke {
-            resource_id,
-            url,
-            system_ids,
-            certificate_arn,
-        } => {
-            let mut speke = SpekeKeyProvider::builder()
-                .resource_id(resource_id)
-                .url(url)
-                .set_system_ids(Some(system_ids.clone()));
-            if let Some(arn) = certificate_arn {
-                speke = speke.certificate_arn(arn);
-            }
-            hls = hls.encryption(
-                HlsEncryptionSettings::builder()
-                    .encryption_method(HlsEncryptionType::Aes128)
-                    .r#type(HlsKeyProviderType::Speke)
-                    .initialization_vector_in_manifest(HlsInitializationVectorInManifest::Include)
-                    .speke_key_provider(speke.build())
-                    .build(),
-            );
-        }
-    }
-
-    let mut group = OutputGroup::builder().name("HLS").output_group_settings(
-        OutputGroupSettings::builder()
-            .r#type(OutputGroupType::HlsGroupSettings)
-            .hls_group_settings(hls.build())
-            .build(),
-    );
-    for r in spec.renditions {
-        group = group.outputs(rendition_output(r, spec.segment_seconds));
-    }
-    JobSettings::builder()
-        .inputs(input)
-        .output_groups(group.build())
-        .build()
-}
-
-fn rendition_output(r: &Rendition, segment_seconds: u32) -> Output {
-    let bitrate = i32::try_from(u64::from(r.video_kbps) * 1000).unwrap_or(i32::MAX);
-    let h264 = H264Settings::builder()
-        .rate_control_mode(H264RateControlMode::Qvbr)
-        .max_bitrate(bitrate)
-        .qvbr_settings(H264QvbrSettings::builder().qvbr_quality_level(7).build())
-        .codec_profile(H264CodecProfile::Main)
-        .scene_change_detect(H264SceneChangeDetect::TransitionDetection)
-        // One GOP per segment, so every segment starts with a keyframe.
-        .gop_size(f64::from(segment_seconds))
-        .gop_size_units(H264GopSizeUnits::Seconds)
-        .build();
-    let aac = AacSettings::builder()
-        .bitrate(128_000)
-        .coding_mode(AacCodingMode::CodingMode20)
-        .sample_rate(48_000)
-        .rate_control_mode(AacRateControlMode::Cbr)
-        .build();
-    Output::builder()
-        .name_modifier(format!("_{}", r.name))
-        .container_settings(
-            ContainerSettings::builder()
-                .container(ContainerType::M3U8)
-                .build(),
-        )
-        .video_description(
-            VideoDescription::builder()
-                .width(i32::try_from(rendition_width(r.height)).unwrap_or(i32::MAX))
-                .height(i32::try_from(r.height).unwrap_or(i32::MAX))
-                .scaling_behavior(ScalingBehavior::Default)
-                .codec_settings(
-                    VideoCodecSettings::builder()
-                        .codec(VideoCodec::H264)
-                        .h264_settings(h264)
-                        .build(),
-                )
-                .build(),
-        )
-        .audio_descriptions(
-            AudioDescription::builder()
-                .audio_source_name(AUDIO_SELECTOR)
-                .codec_settings(
-                    AudioCodecSettings::builder()
-                        .codec(AudioCodec::Aac)
-                        .aac_settings(aac)
-                        .build(),
-                )
-                .build(),
-        )
-        .build()
-}
 
 /// A failed call, and whether trying again later can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -364,97 +159,6 @@ pub struct JobReport {
     pub key_id: Option<Uuid>,
 }
 
-/// `json` with the string value of every `"staticKeyValue"` member replaced by `<redacted>`.
-/// A scan, not a parse: the member name cannot occur inside another string without its quotes
-/// being escaped, and a value is hex.
-pub fn redact_static_keys(json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len());
-    let mut rest = json;
-    while let Some(at) = find(rest, STATIC_KEY_MEMBER) {
-        let after = at + STATIC_KEY_MEMBER.len();
-        out.extend_from_slice(&rest[..after]);
-        rest = &rest[after..];
-        // `\s* : \s* "value"`
-        let value_start = rest
-            .iter()
-            .position(|b| !b.is_ascii_whitespace() && *b != b':')
-            .unwrap_or(rest.len());
-        if rest.get(value_start) != Some(&b'"') {
-            continue;
-        }
-        let Some(len) = rest[value_start + 1..].iter().position(|b| *b == b'"') else {
-            // Unterminated: drop the rest rather than echo part of a key.
-            out.extend_from_slice(&rest[..value_start]);
-            out.extend_from_slice(b"\"");
-            out.extend_from_slice(REDACTED);
-            out.extend_from_slice(b"\"");
-            return out;
-        };
-        out.extend_from_slice(&rest[..=value_start]);
-        out.extend_from_slice(REDACTED);
-        rest = &rest[value_start + 1 + len..];
-    }
-    out.extend_from_slice(rest);
-    out
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// An HTTP client whose responses are read whole (bounded) and have their static keys
-/// redacted before the SDK (and its trace logging) sees them.
-#[derive(Debug)]
-struct RedactingClient {
-    inner: SharedHttpClient,
-}
-
-impl HttpClient for RedactingClient {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        SharedHttpConnector::new(RedactingConnector {
-            inner: self.inner.http_connector(settings, components),
-        })
-    }
-}
-
-#[derive(Debug)]
-struct RedactingConnector {
-    inner: SharedHttpConnector,
-}
-
-impl HttpConnector for RedactingConnector {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let inner = self.inner.clone();
-        HttpConnectorFuture::new(async move {
-            let mut response = inner.call(request).await?;
-            let mut body = ByteStream::new(response.take_body());
-            let mut bytes = Vec::new();
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| ConnectorError::io(e.into()))?;
-                if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                    return Err(ConnectorError::other(
-                        format!("MediaConvert response over {MAX_RESPONSE_BYTES} bytes").into(),
-                        None,
-                    ));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            let redacted = redact_static_keys(&bytes);
-            if response.headers().contains_key("content-length") {
-                response
-                    .headers_mut()
-                    .insert("content-length", redacted.len().to_string());
-            }
-            *response.body_mut() = SdkBody::from(redacted);
-            Ok(response)
-        })
-    }
-}
-
 /// Settings derived from `[transcode.mediaconvert]` plus what the job needs from elsewhere.
 #[derive(Debug, Clone)]
 pub struct MediaConvertSettings {
@@ -565,7 +269,7 @@ impl MediaConvert {
         }
         Ok(MediaConvert {
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
-            redacting: SharedHttpClient::new(RedactingClient { inner: http }),
+            redacting: SharedHttpClient::new(redact::RedactingClient::new(http)),
             sdk,
             jobs: OnceCell::new(),
             counts: CallCounts::default(),
@@ -839,7 +543,10 @@ impl MediaConvert {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::ContentKey;
     use crate::transcode::plan_renditions;
+    use crate::transcode::Rendition;
+    use aws_sdk_mediaconvert::types::*;
 
     fn spec<'a>(renditions: &'a [Rendition], encryption: JobEncryption<'a>) -> JobSpec<'a> {
         JobSpec {
