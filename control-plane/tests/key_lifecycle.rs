@@ -19,21 +19,17 @@ async fn new_title(t: &TestApp) -> Uuid {
 }
 
 async fn post(t: &TestApp, path: &str, token: &str) -> (u16, Value) {
-    let res = t
-        .client
-        .post(t.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    send(t, reqwest::Method::POST, path, token).await
 }
 
 async fn get(t: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    send(t, reqwest::Method::GET, path, token).await
+}
+
+async fn send(t: &TestApp, method: reqwest::Method, path: &str, token: &str) -> (u16, Value) {
     let res = t
         .client
-        .get(t.url(path))
+        .request(method, t.url(path))
         .bearer_auth(token)
         .send()
         .await

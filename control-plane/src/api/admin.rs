@@ -17,7 +17,6 @@ use super::error::ApiError;
 use super::extract::{path_uuid, Admin, ApiJson};
 use super::AppState;
 use crate::admin::{self, KeyRevocation, SubscriptionChange};
-use crate::db::DbError;
 
 /// Longest user id accepted in a path (the JWT `sub` of a viewer).
 pub const MAX_USER_ID_LEN: usize = 255;
@@ -101,29 +100,15 @@ pub async fn set_subscription(
         ));
     }
     if body.tier.is_empty() || body.tier.len() > MAX_TIER_NAME_LEN {
-        return Err(unknown_tier(&body.tier));
+        return Err(ApiError::unknown_tier(&body.tier));
     }
-    let change =
-        match admin::set_subscription(&app.db, &app.invalidator, &user_id, &body.tier).await {
-            Ok(change) => change,
-            Err(DbError::UnknownTier(_)) => return Err(unknown_tier(&body.tier)),
-            Err(e) => return Err(e.into()),
-        };
+    let change = admin::set_subscription(&app.db, &app.invalidator, &user_id, &body.tier).await?;
     tracing::info!(adminId = %admin.user_id(), userId = %user_id, tier = %body.tier, "subscription change requested");
     Ok(Json(change))
 }
 
 /// Longest tier name accepted (tier names are `[a-z0-9_-]{1,64}`).
 const MAX_TIER_NAME_LEN: usize = 64;
-
-fn unknown_tier(name: &str) -> ApiError {
-    let shown: String = name.chars().take(MAX_TIER_NAME_LEN).collect();
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unknown_tier",
-        format!("No subscription tier is named {shown:?}; GET /tiers lists them."),
-    )
-}
 
 /// A user id (JWT `sub`) we store: non-empty, bounded, printable.
 pub fn valid_user_id(user_id: &str) -> bool {

@@ -75,6 +75,16 @@ impl ApiError {
         )
     }
 
+    /// 422 for a tier name no tier has (the name is echoed, cut to 64 characters).
+    pub fn unknown_tier(name: &str) -> Self {
+        let shown: String = name.chars().take(64).collect();
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_tier",
+            format!("No subscription tier is named {shown:?}; GET /tiers lists them."),
+        )
+    }
+
     /// Logs the cause and answers a generic 500 (causes may name paths or SQL).
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -110,7 +120,10 @@ impl ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        ApiError::internal(e)
+        match e {
+            DbError::UnknownTier(name) => ApiError::unknown_tier(&name),
+            other => ApiError::internal(other),
+        }
     }
 }
 
