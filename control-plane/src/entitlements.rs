@@ -39,15 +39,14 @@ pub fn video_facts(file: &FileRecord) -> VideoFacts {
 }
 
 /// Longest user id (JWT `sub`) a user row can have.
-pub const MAX_USER_ID_LEN: usize = 255;
+pub const MAX_USER_ID_LEN: usize = playback::jwt::MAX_SUBJECT_LEN;
 
-/// False for an id no user can have: users are created from accepted JWT subjects (1 to 255
-/// bytes, no control characters). Such ids are answered as nobody without a query (Postgres
-/// refuses NUL bytes in text, which would otherwise be a 500).
+/// False for an id no user can have: users are created from accepted JWT subjects
+/// (`playback::jwt::is_valid_subject`: 1 to 255 bytes, no control characters). Such ids are
+/// answered as nobody without a query (Postgres refuses NUL bytes in text, which would
+/// otherwise be a 500).
 pub fn is_possible_user_id(user_id: &str) -> bool {
-    !user_id.is_empty()
-        && user_id.len() <= MAX_USER_ID_LEN
-        && !user_id.chars().any(char::is_control)
+    playback::jwt::is_valid_subject(user_id)
 }
 
 fn nobody(user_id: &str) -> ViewerFacts {

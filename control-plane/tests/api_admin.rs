@@ -827,12 +827,25 @@ async fn shared_titles_and_the_edges_entitlement_answers() {
         let (s, v) = call(&t, Method::GET, &ask(&long), Some(&edge), None).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
         assert_error(&v, "invalid_user_id");
-        // A signed JWT whose subject cannot be a user id is refused.
-        let mut bad = t.claims("a\u{0}b");
-        bad.sub = "x".repeat(256);
-        let (s, v) = call(&t, Method::GET, "/orgs", Some(&t.mint(&bad)), None).await;
-        assert_eq!(s, 401);
-        assert_error(&v, "invalid_subject");
+        // A signed JWT whose subject cannot be a user id is refused, with one code for every
+        // such subject: empty, 256 or 300 bytes, control characters.
+        for sub in [
+            String::new(),
+            "x".repeat(256),
+            "x".repeat(300),
+            "a\u{0}b".into(),
+        ] {
+            let bad = t.claims(&sub);
+            let (s, v) = call(&t, Method::GET, "/orgs", Some(&t.mint(&bad)), None).await;
+            assert_eq!(s, 401, "sub of {} bytes: {v}", sub.len());
+            assert_error(&v, "invalid_subject");
+        }
+        // A JWT "issued" years from now is not valid yet.
+        let mut future = t.claims("future-user");
+        future.iat = Some(future.exp + 5 * 365 * 86_400);
+        let (s, v) = call(&t, Method::GET, "/orgs", Some(&t.mint(&future)), None).await;
+        assert_eq!(s, 401, "{v}");
+        assert_error(&v, "not_yet_valid");
 
         // Sharing is checked: an organization the owner is not in, a project of another one.
         let (s, v) = call(

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use playback::client_address::{ClientAddressRule, ForwardedHeader};
 use serde::{Deserialize, Serialize};
 
 /// The whole edge configuration, one field per TOML section.
@@ -45,6 +46,13 @@ pub struct ServerConfig {
     /// `Access-Control-Allow-Origin` on every response (`*`, one origin, or empty for none), so
     /// browser players (hls.js, Shaka) on another origin can fetch manifests, playlists and keys.
     pub cors_allow_origin: String,
+    /// Proxies (addresses or CIDRs) whose forwarding header is believed: when the peer is one,
+    /// the client is the rightmost untrusted address of `forwarded_header`
+    /// (`playback::client_address`). Empty (the default): the peer is the client and
+    /// forwarding headers are ignored.
+    pub trusted_proxies: Vec<String>,
+    /// The header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
+    pub forwarded_header: String,
 }
 
 /// `[jwt]`: how viewer JWTs presented to `/playback/{videoId}/manifest` are checked.
@@ -379,6 +387,8 @@ impl Default for ServerConfig {
             threads: 2,
             shutdown_grace_secs: 1,
             cors_allow_origin: "*".into(),
+            trusted_proxies: Vec::new(),
+            forwarded_header: "x-forwarded-for".into(),
         }
     }
 }
@@ -650,6 +660,7 @@ impl EdgeConfig {
             ));
         }
         check_http_url("server.public_base_url", &self.server.public_base_url)?;
+        self.client_address_rule()?;
         if self.jwt.issuer.is_empty() {
             return Err(invalid(
                 "jwt.issuer",
@@ -695,6 +706,25 @@ impl EdgeConfig {
         }
         self.validate_drm()?;
         Ok(())
+    }
+
+    /// Who the client of a request is (`server.trusted_proxies`, `server.forwarded_header`).
+    pub fn client_address_rule(&self) -> Result<ClientAddressRule, ConfigError> {
+        let header =
+            ForwardedHeader::from_name(&self.server.forwarded_header).ok_or_else(|| {
+                invalid(
+                "server.forwarded_header",
+                format!("is {:?}", self.server.forwarded_header),
+                "use \"x-forwarded-for\" or \"forwarded\": the header your trusted proxies write",
+            )
+            })?;
+        ClientAddressRule::new(&self.server.trusted_proxies, header).map_err(|e| {
+            invalid(
+                "server.trusted_proxies",
+                e.to_string(),
+                "list the addresses or CIDR networks of the proxies in front of the edge, e.g. [\"10.0.0.0/8\"], or [] when clients connect directly",
+            )
+        })
     }
 
     /// The segment cache's limits and freshness defaults.
@@ -1286,6 +1316,29 @@ mod tests {
             let text = std::fs::read_to_string(&path).unwrap();
             from_toml(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_at_start_up() {
+        assert_eq!(
+            invalid_key(from_toml("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"lb\"]")),
+            "server.trusted_proxies"
+        );
+        assert_eq!(
+            invalid_key(from_toml("[server]\nforwarded_header = \"x-real-ip\"")),
+            "server.forwarded_header"
+        );
+        let config = from_toml(
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"2001:db8::/32\"]\nforwarded_header = \"Forwarded\"",
+        )
+        .unwrap();
+        let rule = config.client_address_rule().unwrap();
+        assert!(rule.reads_header());
+        assert_eq!(
+            rule.client_address("10.0.0.1".parse().unwrap(), &["for=203.0.113.7"]),
+            "203.0.113.7".parse::<std::net::IpAddr>().unwrap()
+        );
+        assert!(!from_toml("").unwrap().client_address_rule().unwrap().reads_header());
     }
 
     #[test]

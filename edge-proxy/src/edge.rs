@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::Digest;
 
+use playback::client_address::ClientAddressRule;
 use playback::token::cloudfront::CloudFrontVerifier;
 
 use crate::sessions::cloudfront_memo::VerifiedSignatures;
@@ -61,6 +62,8 @@ pub struct Edge {
     pub public_base_url: String,
     /// `server.cors_allow_origin`; `None` sends no CORS headers.
     pub cors_allow_origin: Option<String>,
+    /// Who a request's client is behind trusted proxies (`server.trusted_proxies`).
+    pub client_addresses: ClientAddressRule,
     /// SHA-256 of the service token (`control_plane.service_token_file`), which internal
     /// endpoints require; compared in constant time.
     pub service_token_digest: [u8; 32],
@@ -130,6 +133,7 @@ impl Edge {
             public_base_url: config.public_base_url().to_string(),
             cors_allow_origin: Some(config.server.cors_allow_origin.clone())
                 .filter(|origin| !origin.is_empty()),
+            client_addresses: config.client_address_rule()?,
         })
     }
 }

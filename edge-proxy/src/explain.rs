@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use playback::token::cloudfront::{params_from_query, url_safe_b64_decode};
+use playback::token::cloudfront::{params_from_query, signed_resource, url_safe_b64_decode};
 use playback::token::edgeauth::RequestFacts;
 use playback::token::session::{decode_data, raw_fields, SessionSubject};
 use playback::token::{acl_matches, ip_matches};
@@ -361,7 +361,7 @@ fn explain_cloudfront(
             .unwrap_or_else(|| "(not CloudFront base64)".into());
         line("policy", decoded);
     }
-    let resource = format!("{}{path}", config.public_base_url());
+    let resource = signed_resource(config.public_base_url(), path, Some(query));
     line("resource", &resource);
     let Some(verifier) = cloudfront_verifier(config).map_err(|e| e.to_string())? else {
         line(

@@ -77,10 +77,7 @@ impl ProxyHttp for Edge {
     ) -> pingora::Result<bool> {
         let route = Route::for_path(session.req_header().uri.path());
         ctx.route = route.label();
-        ctx.subject.client_ip = session
-            .client_addr()
-            .and_then(|addr| addr.as_inet())
-            .map(|addr| addr.ip().to_canonical());
+        ctx.subject.client_ip = self.client_ip(session);
         let body = match serve::body_limit(self, &route, &session.req_header().method) {
             Some(limit) => read_body(session, limit).await,
             None => Ok(None),
@@ -336,6 +333,25 @@ impl ProxyHttp for Edge {
 }
 
 impl Edge {
+    /// The client's address: the TCP peer, or behind a trusted proxy the rightmost untrusted
+    /// address of the forwarding header (`playback::client_address`).
+    fn client_ip(&self, session: &Session) -> Option<std::net::IpAddr> {
+        let peer = session.client_addr()?.as_inet()?.ip();
+        if !self.client_addresses.reads_header() {
+            return Some(peer.to_canonical());
+        }
+        let header = self.client_addresses.header().name();
+        let values: Vec<&str> = session
+            .req_header()
+            .headers
+            .get_all(header)
+            .iter()
+            // A value that is not text ends the walk there, like any unparseable hop.
+            .map(|v| v.to_str().unwrap_or_default())
+            .collect();
+        Some(self.client_addresses.client_address(peer, &values))
+    }
+
     /// A proxied segment's `Cache-Control`: its remaining freshness in the cache (or the
     /// origin's own lifetime, or the default), `public` for a CDN and `private` for a viewer;
     /// `immutable` when the origin set no policy of its own. An origin's `no-store` or

@@ -67,6 +67,12 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
+    stack_trusting(&[]).await
+}
+
+/// [`stack`] with the edge (`server.trusted_proxies`) and the filter (`client_address`) both
+/// trusting `proxies` to write `X-Forwarded-For`.
+async fn stack_trusting(proxies: &[&str]) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let media = Media::create(&dir.path().join("origin"));
     let (control_plane, _calls) = start_control_plane().await;
@@ -75,6 +81,9 @@ async fn stack() -> Stack {
             OriginSetup::Directory(&media.root),
             &control_plane,
             &EdgeOptions {
+                server: format!(
+                    "trusted_proxies = {proxies:?}\nforwarded_header = \"x-forwarded-for\""
+                ),
                 extra: format!(
                 "[debug]\ndenial_header = true\n\n[cloudfront.public_keys]\nKTESTKEYPAIR1 = {:?}\n",
                 fixtures().join("cloudfront-test-public.pem").display().to_string()
@@ -83,7 +92,8 @@ async fn stack() -> Stack {
             },
         );
     let upstream = Upstream::start(&media.root).await;
-    let config = plugin_config(&url_signing_key(), &edge.jwt_secret, &edge.base);
+    let mut config = plugin_config(&url_signing_key(), &edge.jwt_secret, &edge.base);
+    config["client_address"] = json!({"trusted_proxies": proxies, "header": "x-forwarded-for"});
     let envoy = tokio::task::block_in_place(|| {
         Envoy::start(
             upstream.addr,
@@ -332,9 +342,6 @@ fn verdict(r: &RawResponse) -> (u16, Option<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_verdicts_match_the_pingora_edge() {
     let s = stack().await;
-    let private = std::fs::read_to_string(fixtures().join("cloudfront-test-private.pem")).unwrap();
-    let cloudfront =
-        CloudFrontSigner::from_pem("KTESTKEYPAIR1", &private, HashAlgorithm::Sha256).unwrap();
     revoke(
         &s.edge,
         json!({"sessionId": verdict_corpus::REVOKED_SESSION, "ttlSecs": 600}),
@@ -353,6 +360,7 @@ async fn corpus_verdicts_match_the_pingora_edge() {
     // Let the filter pick the list up (a few refreshes).
     tokio::time::sleep(Duration::from_millis(REFRESH_MS * 4)).await;
 
+    let cloudfront = cloudfront_signer();
     let corpus: Vec<Case> = verdict_corpus::build(&CorpusKeys {
         signer: &s.edge.signer,
         jwt_secret: &s.edge.jwt_secret,
@@ -360,9 +368,72 @@ async fn corpus_verdicts_match_the_pingora_edge() {
         public_base_url: &s.edge.base,
     });
     assert!(corpus.len() >= 50, "corpus has {} cases", corpus.len());
+    same_verdicts(&s, &corpus);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_verdicts_behind_a_trusted_proxy_match_the_pingora_edge() {
+    let s = stack_trusting(&[verdict_corpus::TRUSTED_PROXY]).await;
+    let cloudfront = cloudfront_signer();
+    let corpus = verdict_corpus::build_behind_trusted_proxy(&CorpusKeys {
+        signer: &s.edge.signer,
+        jwt_secret: &s.edge.jwt_secret,
+        cloudfront: &cloudfront,
+        public_base_url: &s.edge.base,
+    });
+    same_verdicts(&s, &corpus);
+}
+
+/// The README's Envoy example is a valid bootstrap for this Envoy, and it is the safe one: the
+/// connection manager uses the TCP peer, not the client's X-Forwarded-For.
+#[test]
+fn the_readme_envoy_example_is_valid_and_uses_the_peer() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-filter/README.md"),
+    )
+    .unwrap();
+    let section = readme
+        .split("## Envoy example")
+        .nth(1)
+        .expect("the README has an Envoy example");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a yaml block");
+    assert!(yaml.contains("use_remote_address: true"), "{yaml}");
+    let yaml = yaml.replace(
+        "/path/to/wasm32-wasip1/wasm-release/wasm_filter.wasm",
+        &common::envoy::filter_wasm().display().to_string(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("readme-envoy.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = std::process::Command::new(common::envoy::envoy_bin())
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "envoy --mode validate refused the README example:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn cloudfront_signer() -> CloudFrontSigner {
+    let private = std::fs::read_to_string(fixtures().join("cloudfront-test-private.pem")).unwrap();
+    CloudFrontSigner::from_pem("KTESTKEYPAIR1", &private, HashAlgorithm::Sha256).unwrap()
+}
+
+/// Sends every case to the Pingora edge and to Envoy + filter: same (status, reason) on both,
+/// the expected status, a denial header on Envoy's refusals, and no token upstream in any
+/// carrier (path, query, any Cookie header).
+fn same_verdicts(s: &Stack, corpus: &[Case]) {
     let mut report = Vec::new();
     let mut mismatches = Vec::new();
-    for case in &corpus {
+    for case in corpus {
         let pingora =
             tokio::task::block_in_place(|| s.edge.raw_get_with(&case.target, &case.headers));
         let envoy = get(&s.envoy, &case.target, &case.headers);
@@ -371,7 +442,7 @@ async fn corpus_verdicts_match_the_pingora_edge() {
             Expect::Allow => 200,
             Expect::Deny(status) => status,
         };
-        let line = format!("{:<36} pingora {:?} envoy {:?}", case.name, p, e);
+        let line = format!("{:<48} pingora {:?} envoy {:?}", case.name, p, e);
         if p != e || p.0 != expected_status {
             mismatches.push(format!(
                 "{line} (expected {expected_status})\n    pingora head: {}\n    envoy head: {}",
@@ -399,5 +470,12 @@ async fn corpus_verdicts_match_the_pingora_edge() {
     );
     for request in s.upstream.seen() {
         assert!(!request.path_and_query.contains("hdnts="), "{request:?}");
+        assert!(
+            !request
+                .cookie
+                .as_deref()
+                .is_some_and(|c| c.contains("hdnts=") || c.contains("CloudFront-")),
+            "a token cookie reached the upstream: {request:?}"
+        );
     }
 }

@@ -16,11 +16,27 @@ use common::*;
 struct StaticOrigin {
     root: PathBuf,
     requests: Arc<Mutex<Vec<String>>>,
+    /// Every `Cookie` and `Authorization` header value the origin received.
+    credentials: Arc<Mutex<Vec<String>>>,
 }
 
-/// Serves `{root}/{path}` under `/media/`; records every request target.
-async fn serve_file(State(origin): State<StaticOrigin>, uri: Uri) -> Response {
+/// Serves `{root}/{path}` under `/media/`; records every request target and credential header.
+async fn serve_file(
+    State(origin): State<StaticOrigin>,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
     origin.requests.lock().unwrap().push(uri.to_string());
+    for name in ["cookie", "authorization"] {
+        for value in headers.get_all(name) {
+            let value = String::from_utf8_lossy(value.as_bytes()).to_string();
+            origin
+                .credentials
+                .lock()
+                .unwrap()
+                .push(format!("{name}: {value}"));
+        }
+    }
     let Some(relative) = uri.path().strip_prefix("/media/") else {
         return (StatusCode::NOT_FOUND, "no").into_response();
     };
@@ -36,25 +52,30 @@ async fn serve_file(State(origin): State<StaticOrigin>, uri: Uri) -> Response {
     }
 }
 
-async fn start_origin(root: PathBuf) -> (String, Arc<Mutex<Vec<String>>>) {
-    let requests = Arc::new(Mutex::new(Vec::new()));
+type Recorded = Arc<Mutex<Vec<String>>>;
+
+/// The origin's URL, the request targets it saw and the credential headers it received.
+async fn start_origin(root: PathBuf) -> (String, Recorded, Recorded) {
+    let requests = Recorded::default();
+    let credentials = Recorded::default();
     let app = axum::Router::new()
         .fallback(serve_file)
         .with_state(StaticOrigin {
             root,
             requests: requests.clone(),
+            credentials: credentials.clone(),
         });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/media"), requests)
+    (format!("http://{addr}/media"), requests, credentials)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_origin() {
     let dir = tempfile::tempdir().unwrap();
     let media = Media::create(&dir.path().join("origin"));
-    let (origin_url, requests) = start_origin(media.root.clone()).await;
+    let (origin_url, requests, credentials) = start_origin(media.root.clone()).await;
     // A playlist that names segments by the origin's absolute URL.
     std::fs::write(
         media.root.join(VIDEO).join("720p/absolute.m3u8"),
@@ -87,6 +108,24 @@ async fn http_origin() {
     assert_eq!(
         segment.bytes().await.unwrap().as_ref(),
         b"small segment bytes"
+    );
+
+    // Admitted by the query while two Cookie headers (and Authorization) carry tokens too:
+    // none of them reaches the origin.
+    std::fs::write(media.root.join(VIDEO).join("720p/probe.ts"), b"probe").unwrap();
+    let probe = edge.raw_get_with(
+        &format!("/hls/{VIDEO}/720p/probe.ts?hdnts={token}"),
+        &format!(
+            "Cookie: a=1\r\nCookie: hdnts={token}; CloudFront-Policy=p\r\nCookie: hdnts={token}\r\n\
+             Authorization: Bearer viewer-jwt\r\n"
+        ),
+    );
+    assert_eq!(probe.status, 200, "{}", probe.head);
+    assert_eq!(probe.body, b"probe");
+    let received = credentials.lock().unwrap().clone();
+    assert!(
+        received.is_empty(),
+        "credentials reached the origin: {received:?}"
     );
 
     // The origin saw plain paths under /media/{VIDEO}/, never a token or a traversal.

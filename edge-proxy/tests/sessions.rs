@@ -309,6 +309,29 @@ async fn cloudfront_signed_urls_and_cookies_are_accepted() {
     );
     assert_eq!(r.status, 200, "CloudFront cookies: {}", r.head);
 
+    // botocore signs the whole address, query included (canned, and a custom policy whose
+    // Resource is that exact address); the edge and `explain` check it the same way.
+    let with_query = format!("{segment}?part=1&lang=en");
+    let signed_by_botocore = botocore_signed_urls(&private, &with_query, now() + 60);
+    for (kind, url) in &signed_by_botocore {
+        let r = reqwest::get(url).await.unwrap();
+        assert_eq!(r.status(), 200, "botocore {kind} URL with a query: {url}");
+        let out = Command::new(env!("CARGO_BIN_EXE_edge-proxy"))
+            .args(["explain", url, "--config"])
+            .arg(&edge.config_path)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "explain {kind}:\n{report}");
+        assert!(report.contains("?part=1&lang=en"), "{report}");
+        let changed = url.replace("part=1", "part=2");
+        let r = reqwest::get(&changed).await.unwrap();
+        assert_eq!(r.status(), 403, "{kind}: another query is another address");
+        let dropped = url.replace("part=1&lang=en&", "");
+        let r = reqwest::get(&dropped).await.unwrap();
+        assert_eq!(r.status(), 403, "{kind}: without its query");
+    }
+
     // Unknown Key-Pair-Id.
     let unknown = signed.replace("Key-Pair-Id=KTESTKEYPAIR1", "Key-Pair-Id=KOTHER");
     let r = reqwest::get(&unknown).await.unwrap();
@@ -427,6 +450,45 @@ async fn denial_header_only_when_enabled_and_explain_cli() {
     );
     assert_eq!(code, Some(1));
     assert!(report.contains("FAIL acl_mismatch"), "{report}");
+}
+
+/// `url` signed by botocore's `CloudFrontSigner` (RSA-SHA1, Key-Pair-Id `KTESTKEYPAIR1`):
+/// `[("canned", …), ("custom", …)]`, the custom policy's `Resource` being `url` exactly.
+fn botocore_signed_urls(private_pem: &str, url: &str, expires: u64) -> Vec<(String, String)> {
+    const SCRIPT: &str = r#"
+import datetime, json, sys
+from botocore.signers import CloudFrontSigner
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+req = json.load(sys.stdin)
+key = serialization.load_pem_private_key(req["pem"].encode(), None)
+signer = CloudFrontSigner("KTESTKEYPAIR1", lambda m: key.sign(m, padding.PKCS1v15(), hashes.SHA1()))
+exp = datetime.datetime.fromtimestamp(req["expires"], datetime.timezone.utc)
+policy = signer.build_policy(req["url"], exp)
+print(json.dumps([["canned", signer.generate_presigned_url(req["url"], date_less_than=exp)],
+                  ["custom", signer.generate_presigned_url(req["url"], policy=policy)]]))
+"#;
+    let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/streaming-edge-venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let mut child = Command::new(&python)
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{python} (botocore; scripts/test.sh installs it): {e}"));
+    let input = serde_json::json!({"pem": private_pem, "url": url, "expires": expires});
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        input.to_string().as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "botocore signing failed");
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Redis for the long-session test: `TEST_REDIS_URL` (default redis://127.0.0.1:6379).

@@ -32,6 +32,8 @@ pub enum Reason {
     WrongAudience,
     /// The JWT uses an algorithm this verifier is not pinned to.
     UnsupportedAlgorithm,
+    /// The JWT's `sub` cannot name a user (empty, too long, control characters).
+    InvalidSubject,
     /// The viewer neither owns the title nor belongs to its organization or project.
     NotEntitled,
     /// The title is DRM-protected and the viewer's tier does not include DRM.
@@ -55,7 +57,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for metrics pre-registration and exhaustive tests.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 22] = [
         Reason::MissingToken,
         Reason::Malformed,
         Reason::BadSignature,
@@ -68,6 +70,7 @@ impl Reason {
         Reason::WrongIssuer,
         Reason::WrongAudience,
         Reason::UnsupportedAlgorithm,
+        Reason::InvalidSubject,
         Reason::NotEntitled,
         Reason::TierRequired,
         Reason::NotFound,
@@ -94,6 +97,7 @@ impl Reason {
             Reason::WrongIssuer => "wrong_issuer",
             Reason::WrongAudience => "wrong_audience",
             Reason::UnsupportedAlgorithm => "unsupported_algorithm",
+            Reason::InvalidSubject => "invalid_subject",
             Reason::NotEntitled => "not_entitled",
             Reason::TierRequired => "tier_required",
             Reason::NotFound => "not_found",
@@ -121,6 +125,7 @@ impl Reason {
             Reason::WrongIssuer => "The token was issued by an issuer this service does not trust.",
             Reason::WrongAudience => "The token was issued for another audience.",
             Reason::UnsupportedAlgorithm => "The token's signing algorithm is not the one this service is pinned to.",
+            Reason::InvalidSubject => "The JWT's `sub` must be 1 to 255 bytes without control characters.",
             Reason::NotEntitled => "You do not own this video and are not a member of its organization or project.",
             Reason::TierRequired => "This video is DRM-protected, which requires a Pro or Enterprise subscription.",
             Reason::NotFound => "No such video.",

@@ -6,14 +6,16 @@
 //! `wasm32-wasip1` as well as natively.
 //!
 //! - [`token`]: signed-URL tokens that admit HLS playlists, segments and keys.
+//! - [`client_address`]: which address a request comes from behind trusted proxies.
 //! - [`jwt`]: verification of the platform's viewer JWTs.
-//! - [`entitlement`]: who may play a title.
+//! - [`entitlement`]: who may play a title; [`streams`]: how many streams they may hold.
 //! - [`hls`]: playlist rewriting so every follow-up request carries proof.
 //! - [`keywrap`]: the envelope format content keys travel and rest in.
 //! - [`license`]: DRM license formats (ClearKey, FairPlay, Widevine, PlayReady).
 //! - [`denial`]: the machine reason codes every refusal carries.
 //! - [`conditional`]: HTTP conditional and byte-range requests for a file (RFC 9110).
 
+pub mod client_address;
 pub mod conditional;
 pub mod denial;
 pub mod entitlement;
@@ -22,6 +24,7 @@ pub mod jwt;
 pub mod keywrap;
 pub mod license;
 pub mod speke;
+pub mod streams;
 pub mod token;
 
 mod encoding;

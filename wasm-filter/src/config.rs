@@ -1,6 +1,7 @@
 //! The plugin configuration (JSON), parsed and validated into ready verifiers. Pure: no host
 //! calls, so it is unit-tested natively. Every error names the offending key.
 
+use playback::client_address::{ClientAddressRule, ForwardedHeader};
 use playback::jwt::{Algorithm as JwtAlgorithm, JwtRules, JwtVerifier, KeyRing, VerificationKey};
 use playback::token::cloudfront::CloudFrontVerifier;
 use playback::token::edgeauth::{decode_hex_key, Algorithm, EdgeAuth, EdgeAuthConfig};
@@ -148,6 +149,9 @@ pub struct Config {
     pub strip_token: bool,
     pub fail_open: bool,
     pub revocation: Option<Revocation>,
+    /// Who the client is behind trusted proxies (`client_address`); by default the
+    /// `source.address` Envoy reports.
+    pub client_address: ClientAddressRule,
 }
 
 impl Config {
@@ -194,6 +198,7 @@ pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
         "strip_token",
         "fail_open",
         "revocation",
+        "client_address",
     ])?;
     let leeway_secs = top.u64_or("leeway_secs", 0)?;
     let strip_token = top.bool_or("strip_token", true)?;
@@ -403,6 +408,31 @@ pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
         }
     };
 
+    let client_address = match top.opt("client_address") {
+        None => ClientAddressRule::default(),
+        Some(v) => {
+            let c = Obj::new("client_address", v)?;
+            c.known(&["trusted_proxies", "header"])?;
+            let header = c.str_or("header", "x-forwarded-for")?;
+            let Some(header) = ForwardedHeader::from_name(header) else {
+                return err("client_address.header: must be \"x-forwarded-for\" or \"forwarded\"");
+            };
+            let trusted = match c.opt("trusted_proxies") {
+                None => Vec::new(),
+                Some(list) => list
+                    .as_array()
+                    .and_then(|l| l.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
+                    .ok_or_else(|| {
+                        ConfigError(
+                            "client_address.trusted_proxies: must be an array of strings".into(),
+                        )
+                    })?,
+            };
+            ClientAddressRule::new(&trusted, header)
+                .map_err(|e| ConfigError(format!("client_address.trusted_proxies: {e}")))?
+        }
+    };
+
     Ok(Config {
         signer,
         cloudfront,
@@ -412,6 +442,7 @@ pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
         strip_token,
         fail_open,
         revocation,
+        client_address,
     })
 }
 
@@ -474,6 +505,21 @@ mod tests {
         .unwrap();
         assert_eq!(c.token_name(), "hdnts");
         assert!(c.strip_token && !c.fail_open && c.revocation.is_none());
+        assert!(
+            !c.client_address.reads_header(),
+            "no proxy is trusted by default"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_the_edge_rule() {
+        let mut v = base();
+        v["client_address"] = json!({"trusted_proxies": ["10.0.0.0/8"], "header": "Forwarded"});
+        let c = parse_value(&v).unwrap();
+        assert_eq!(
+            c.client_address,
+            ClientAddressRule::new(&["10.0.0.0/8"], ForwardedHeader::Forwarded).unwrap()
+        );
     }
 
     #[test]
@@ -559,6 +605,20 @@ mod tests {
                     v["cloudfront"] =
                         json!({"public_base_url": "http://x", "public_keys": {"KID1": "not pem"}})
                 }),
+            ),
+            (
+                "client_address.trusted_proxies: entry 1",
+                Box::new(|v| {
+                    v["client_address"] = json!({"trusted_proxies": ["10.0.0.0/8", "ten"]})
+                }),
+            ),
+            (
+                "client_address.trusted_proxies: must be an array",
+                Box::new(|v| v["client_address"] = json!({"trusted_proxies": "10.0.0.0/8"})),
+            ),
+            (
+                "client_address.header",
+                Box::new(|v| v["client_address"] = json!({"header": "x-real-ip"})),
             ),
             ("unknown field `bogus`", Box::new(|v| v["bogus"] = json!(1))),
             (

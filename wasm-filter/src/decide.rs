@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use playback::jwt::bearer_token;
 use playback::token::admission::{
-    admit_session, cookie_header_without, origin_query, split_token_segment, token_path,
+    admit_session, cookie_header_without, origin_query, split_token_segment, token_path, Carriers,
     CloudFrontCheck, DenyList, PathError, RevokedKind,
 };
 use playback::token::edgeauth::RequestFacts;
@@ -24,9 +24,31 @@ pub struct Request<'a> {
     /// `:path`, query included.
     pub path: &'a str,
     pub authorization: Option<&'a str>,
-    pub cookie: Option<&'a str>,
-    pub client_ip: Option<IpAddr>,
+    /// Every `Cookie` header, in order (HTTP/1.1 clients may send several; HTTP/2 splits one
+    /// cookie per field).
+    pub cookies: &'a [&'a str],
+    /// Envoy's `source.address`: the TCP peer under `use_remote_address: true`.
+    pub peer: Option<IpAddr>,
+    /// Every instance of the forwarding header `client_address.header` names, in order.
+    pub forwarded: &'a [&'a str],
     pub now_unix: u64,
+}
+
+impl Request<'_> {
+    /// The client's address by the edge's rule (`playback::client_address`).
+    fn client_ip(&self, config: &Config) -> Option<IpAddr> {
+        let peer = self.peer?;
+        Some(config.client_address.client_address(peer, self.forwarded))
+    }
+
+    /// All `Cookie` headers as one, joined like the edge joins them.
+    fn cookie_header(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self.cookies {
+            [] => None,
+            [one] => Some(std::borrow::Cow::Borrowed(one)),
+            several => Some(std::borrow::Cow::Owned(several.join("; "))),
+        }
+    }
 }
 
 /// What to do with a request.
@@ -34,8 +56,8 @@ pub struct Request<'a> {
 pub enum Verdict {
     /// No rule covers the path: forward untouched.
     Pass,
-    /// Admitted: forward, rewriting `:path` and the `Cookie` header when set
-    /// (`Some(None)` removes the header).
+    /// Admitted: forward, rewriting `:path` when set, and replacing every `Cookie` header with
+    /// one when `cookie` is set (`Some(None)` removes them all).
     Allow {
         path: Option<String>,
         cookie: Option<Option<String>>,
@@ -133,22 +155,22 @@ fn session(
     };
     let facts = RequestFacts {
         path: &checked_path,
-        client_ip: req.client_ip,
+        client_ip: req.client_ip(config),
         now_unix: req.now_unix,
     };
     let cloudfront = config.cloudfront.as_ref().map(|cf| CloudFrontCheck {
         verifier: &cf.verifier,
         public_base_url: &cf.public_base_url,
     });
-    if let Err(reason) = admit_session(
-        &config.signer,
-        cloudfront.as_ref(),
-        split.token,
+    let cookie_header = req.cookie_header();
+    let carriers = Carriers {
+        path_token: split.token,
+        raw_path: &split.path,
         query,
-        req.cookie,
-        &facts,
-        deny,
-    ) {
+        cookie_header: cookie_header.as_deref(),
+    };
+    if let Err(reason) = admit_session(&config.signer, cloudfront.as_ref(), carriers, &facts, deny)
+    {
         return Verdict::token(reason);
     }
     if !config.strip_token {
@@ -162,7 +184,8 @@ fn session(
         Some(q) => format!("{}?{q}", split.path),
         None => split.path.clone(),
     };
-    let cookie = req.cookie.and_then(|header| {
+    // Tokens never go upstream, whichever Cookie header carried them.
+    let cookie = cookie_header.as_deref().and_then(|header| {
         let cleaned = cookie_header_without(header, name);
         (cleaned.as_deref() != Some(header)).then_some(cleaned)
     });
@@ -263,8 +286,9 @@ mod tests {
         Request {
             path,
             authorization: None,
-            cookie: None,
-            client_ip: Some("203.0.113.9".parse().unwrap()),
+            cookies: &[],
+            peer: Some("203.0.113.9".parse().unwrap()),
+            forwarded: &[],
             now_unix: NOW,
         }
     }
@@ -295,8 +319,9 @@ mod tests {
         );
         let p = format!("/keys/{V}/k1");
         let cookie = format!("hdnts={token}");
+        let cookies = [cookie.as_str()];
         let r = Request {
-            cookie: Some(&cookie),
+            cookies: &cookies,
             ..req(&p)
         };
         assert_eq!(
@@ -313,6 +338,107 @@ mod tests {
                 path: None,
                 cookie: None
             }
+        );
+    }
+
+    #[test]
+    fn several_cookie_headers_are_one_list_and_all_are_cleaned() {
+        let c = config(true);
+        let token = signer().mint_session(V, &subject(), NOW + 60, None);
+        let seg = format!("/hls/{V}/720p/a.ts");
+        let second = format!("hdnts={token}");
+        let cookies = ["a=1", second.as_str(), "b=2"];
+        let r = Request {
+            cookies: &cookies,
+            ..req(&seg)
+        };
+        assert_eq!(
+            decide(&c, None, &r),
+            Verdict::Allow {
+                path: None,
+                cookie: Some(Some("a=1; b=2".into()))
+            },
+            "a token in the second header admits, and leaves in no header"
+        );
+        // Admitted by the query, with the token also in a second Cookie header.
+        let p = format!("{seg}?hdnts={token}");
+        let cookies = ["a=1", second.as_str()];
+        let r = Request {
+            cookies: &cookies,
+            ..req(&p)
+        };
+        assert_eq!(
+            decide(&c, None, &r),
+            Verdict::Allow {
+                path: Some(seg.clone()),
+                cookie: Some(Some("a=1".into()))
+            }
+        );
+        // Cookies without a token stay as they are.
+        let cookies = ["a=1", "b=2"];
+        let r = Request {
+            cookies: &cookies,
+            ..req(&p)
+        };
+        assert_eq!(
+            decide(&c, None, &r),
+            Verdict::Allow {
+                path: Some(seg.clone()),
+                cookie: None
+            }
+        );
+        let tampered = format!("hdnts={}", token.replace("exp=", "exp=1"));
+        let cookies = ["a=1", tampered.as_str()];
+        let r = Request {
+            cookies: &cookies,
+            ..req(&seg)
+        };
+        assert_eq!(decide(&c, None, &r), denied("bad_signature", 403));
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        let s = signer();
+        let bound = |ip: &str| {
+            s.mint_session(
+                V,
+                &subject(),
+                NOW + 60,
+                ip_rule(ip.parse().unwrap(), IpBinding::Exact),
+            )
+        };
+        let p_client = format!("/hls/{V}/a.ts?hdnts={}", bound("198.51.100.1"));
+        let p_peer = format!("/hls/{V}/a.ts?hdnts={}", bound("10.0.0.2"));
+        let xff = ["198.51.100.1"];
+        let from_proxy = |path| Request {
+            peer: Some("10.0.0.2".parse().unwrap()),
+            forwarded: &xff,
+            ..req(path)
+        };
+        // No trusted proxies: the header is the client's word, and ignored.
+        let c = config(false);
+        assert_eq!(
+            decide(&c, None, &from_proxy(&p_client)),
+            denied("ip_mismatch", 403)
+        );
+        assert!(matches!(
+            decide(&c, None, &from_proxy(&p_peer)),
+            Verdict::Allow { .. }
+        ));
+        // The proxy is trusted: the client is what it forwarded.
+        let mut c = config(false);
+        c.client_address = playback::client_address::ClientAddressRule::new(
+            &["10.0.0.0/8"],
+            playback::client_address::ForwardedHeader::XForwardedFor,
+        )
+        .unwrap();
+        assert!(matches!(
+            decide(&c, None, &from_proxy(&p_client)),
+            Verdict::Allow { .. }
+        ));
+        assert_eq!(
+            decide(&c, None, &from_proxy(&p_peer)),
+            denied("ip_mismatch", 403)
         );
     }
 

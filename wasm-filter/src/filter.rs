@@ -267,12 +267,27 @@ impl HttpContext for Http {
         else {
             return self.internal(&config);
         };
-        let Some(path) = self.get_http_request_header(":path") else {
+        // Every header once: `get_http_request_header` answers only the first of several
+        // `Cookie` (or `X-Forwarded-For`) headers.
+        let headers = self.get_http_request_headers();
+        let values = |name: &str| -> Vec<&str> {
+            headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        let Some(path) = values(":path").first().copied() else {
             return self.internal(&config);
         };
-        let authorization = self.get_http_request_header("authorization");
-        let cookie = self.get_http_request_header("cookie");
-        let client_ip = self
+        let authorization = values("authorization").first().copied();
+        let cookies = values("cookie");
+        let forwarded = if config.client_address.reads_header() {
+            values(config.client_address.header().name())
+        } else {
+            Vec::new()
+        };
+        let peer = self
             .get_property(vec!["source", "address"])
             .and_then(|v| parse_source_address(&v));
         let deny = if config.revocation.is_some() {
@@ -281,10 +296,11 @@ impl HttpContext for Http {
             None
         };
         let request = Request {
-            path: &path,
-            authorization: authorization.as_deref(),
-            cookie: cookie.as_deref(),
-            client_ip,
+            path,
+            authorization,
+            cookies: &cookies,
+            peer,
+            forwarded: &forwarded,
             now_unix,
         };
         match decide(&config, deny.as_deref(), &request) {
@@ -294,7 +310,12 @@ impl HttpContext for Http {
                     self.set_http_request_header(":path", Some(&path));
                 }
                 if let Some(cookie) = cookie {
-                    self.set_http_request_header("cookie", cookie.as_deref());
+                    // Removing first drops every Cookie header (a replace may keep all but
+                    // the first, depending on the Envoy version).
+                    self.set_http_request_header("cookie", None);
+                    if let Some(cookie) = cookie {
+                        self.add_http_request_header("cookie", &cookie);
+                    }
                 }
                 Action::Continue
             }

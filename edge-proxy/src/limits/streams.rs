@@ -1,5 +1,9 @@
 //! Concurrent streams per user, shared by every edge: a stream is "open" while its heartbeat
 //! is fresh, and a user may have at most the tier's `max_concurrent_streams` open at once.
+//! The rule is `playback::streams::admit_stream`; this module applies it to Redis (the same
+//! rule in Lua) or to the edge's own table. Only [`Streams::admit`] (a key or license request)
+//! opens a stream: playlist and segment requests ([`Streams::touch`]) keep an admitted stream
+//! alive but never admit one, with or without Redis.
 //!
 //! ## Shared state (Redis)
 //!
@@ -26,8 +30,9 @@
 //! ## Local table and Redis outages
 //!
 //! Every edge keeps the streams it has seen (admitted here, through Redis or not, or touched
-//! here) in a bounded moka table with the same semantics. When Redis does not answer, `admit`
-//! uses that table instead, so:
+//! here) in a bounded moka table. When Redis does not answer, `admit` applies the rule to the
+//! streams of that table that were admitted (a stream only touched here counts for nothing and
+//! must be admitted like a new one), so:
 //! - a warm stream (admitted through Redis before the outage, or playing through this edge) keeps
 //!   being admitted: no 5xx, no interruption;
 //! - new streams are limited **per edge** during the outage (a user could open up to `max` on
@@ -43,6 +48,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use moka::sync::Cache;
+use playback::streams::{admit_stream, OpenStream, SlotDecision};
 
 use super::{unix_ms, Limited, RedisGate};
 use crate::redis_link::{RedisDown, RedisLink};
@@ -50,14 +56,17 @@ use crate::redis_link::{RedisDown, RedisLink};
 /// Users tracked at once in the local table; the least recently seen are evicted beyond it.
 pub const LOCAL_USERS: u64 = 100_000;
 
-/// Streams remembered per user locally (an unlimited tier can open more; they are admitted but
-/// not all remembered locally).
+/// Streams remembered per user locally. Streams only touched here give way to admitted ones, so
+/// a limit up to this many is always enforced locally; an unlimited tier (or a larger limit) can
+/// open more, which are admitted but not all remembered.
 const LOCAL_STREAMS_PER_USER: usize = 64;
 
 /// Heartbeat entries written per pipeline.
 const HEARTBEATS_PER_PIPELINE: usize = 1_000;
 
-/// Prunes, then refreshes, opens or refuses; returns 0 when admitted, else the oldest expiry.
+/// `playback::streams::admit_stream` on the shared set: prunes, then refreshes, opens or
+/// refuses; returns 0 when admitted, else the oldest expiry. Only admissions write members
+/// (heartbeats refresh with `XX`), so every member was admitted.
 /// KEYS[1] = the user's set; ARGV = now_ms, expires_ms, stream id, max (0 = unlimited), key ttl.
 const ADMIT_SCRIPT: &str = r"
 local key = KEYS[1]
@@ -101,9 +110,17 @@ enum Known {
     InRedis,
     /// Admitted here while Redis was down, or its heartbeat failed: write with `ZADD`.
     LocalOnly,
-    /// Only seen through `touch` (admitted by another edge): refresh with `ZADD XX GT`; the
-    /// `ZSCORE` after it tells whether it is really open.
+    /// Only seen through `touch` (admitted by another edge, or not at all): refresh with
+    /// `ZADD XX GT`; the `ZSCORE` after it tells whether it is really open. Never counts as
+    /// admitted locally.
     Seen,
+}
+
+impl LocalStream {
+    /// Admitted through Redis or by this edge (not merely touched).
+    fn admitted(&self) -> bool {
+        self.known != Known::Seen
+    }
 }
 
 /// One stream's heartbeat in a flush.
@@ -201,7 +218,8 @@ impl Streams {
         .await
     }
 
-    /// The same rule on this edge's table (Redis absent or down).
+    /// The same rule on this edge's table (Redis absent or down), over the streams admitted
+    /// here or confirmed by Redis; a stream only touched here is admitted like a new one.
     fn admit_local(
         &self,
         user_id: &str,
@@ -212,30 +230,37 @@ impl Streams {
         let entry = self.user_entry(user_id);
         let mut streams = lock(&entry);
         streams.retain(|s| s.expires_ms > now);
+        let admitted = streams.iter().filter(|s| s.admitted()).map(|s| OpenStream {
+            id: &s.id,
+            expires_ms: s.expires_ms,
+        });
         let expires_ms = now.saturating_add(self.timeout_ms);
-        if let Some(open) = streams.iter_mut().find(|s| s.id == stream_id) {
-            open.expires_ms = expires_ms;
-            open.touched = true;
-            if open.known == Known::Seen {
-                // Playing through this edge, so it is real; make sure Redis learns of it.
-                open.known = Known::LocalOnly;
+        match admit_stream(admitted, stream_id, max_streams, now) {
+            SlotDecision::Full { retry_at_ms } => Err(Limited::until(retry_at_ms, now)),
+            SlotDecision::Refresh | SlotDecision::Open => {
+                match streams.iter_mut().find(|s| s.id == stream_id) {
+                    Some(stream) => {
+                        stream.expires_ms = expires_ms;
+                        stream.touched = true;
+                        if stream.known == Known::Seen {
+                            // Admitted here now; make sure Redis learns of it.
+                            stream.known = Known::LocalOnly;
+                        }
+                    }
+                    None => insert_bounded(
+                        &mut streams,
+                        LocalStream {
+                            id: stream_id.to_string(),
+                            expires_ms,
+                            known: Known::LocalOnly,
+                            touched: true,
+                            confirmed_ms: 0,
+                        },
+                    ),
+                }
+                Ok(())
             }
-            return Ok(());
         }
-        if max_streams != 0 && streams.len() >= max_streams as usize {
-            let oldest = streams.iter().map(|s| s.expires_ms).min().unwrap_or(now);
-            return Err(Limited::until(oldest, now));
-        }
-        if streams.len() < LOCAL_STREAMS_PER_USER {
-            streams.push(LocalStream {
-                id: stream_id.to_string(),
-                expires_ms,
-                known: Known::LocalOnly,
-                touched: true,
-                confirmed_ms: 0,
-            });
-        }
-        Ok(())
     }
 
     /// Records activity on a stream (a playlist or segment request): no I/O, refreshed in Redis
@@ -271,15 +296,16 @@ impl Streams {
             return;
         }
         streams.retain(|s| s.expires_ms > now);
-        if streams.len() < LOCAL_STREAMS_PER_USER {
-            streams.push(LocalStream {
+        insert_bounded(
+            &mut streams,
+            LocalStream {
                 id: stream_id.to_string(),
                 expires_ms,
                 known,
                 touched,
                 confirmed_ms: if known == Known::InRedis { now } else { 0 },
-            });
-        }
+            },
+        );
     }
 
     /// Ends a stream now (explicit stop). True when it was open here or in Redis.
@@ -327,7 +353,10 @@ impl Streams {
             }
         }
         self.local.get(user_id).map_or(0, |entry| {
-            lock(&entry).iter().filter(|s| s.expires_ms > now).count()
+            lock(&entry)
+                .iter()
+                .filter(|s| s.admitted() && s.expires_ms > now)
+                .count()
         })
     }
 
@@ -472,6 +501,26 @@ impl Streams {
 
     fn user_entry(&self, user_id: &str) -> Arc<Mutex<Vec<LocalStream>>> {
         self.local.get_with_by_ref(user_id, Arc::default)
+    }
+}
+
+/// Adds `stream` to a user's table within [`LOCAL_STREAMS_PER_USER`]. When the table is full, an
+/// admitted stream takes the place of the touched-only stream that expires first, so touching
+/// many sessions can never crowd admitted streams out of the count (and past the limit); a
+/// touched-only stream finds room only by replacing another touched-only one.
+fn insert_bounded(streams: &mut Vec<LocalStream>, stream: LocalStream) {
+    if streams.len() < LOCAL_STREAMS_PER_USER {
+        streams.push(stream);
+        return;
+    }
+    let evictable = streams
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.admitted())
+        .min_by_key(|(_, s)| s.expires_ms)
+        .map(|(at, _)| at);
+    if let Some(at) = evictable {
+        streams[at] = stream;
     }
 }
 
@@ -687,6 +736,52 @@ mod tests {
         assert!(score(&direct, "u1", "warm").await.is_some());
         let other_edge = Streams::new(120, Some(outage.link()));
         assert!(other_edge.admit("u2", "another", 1).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn touched_sessions_are_not_admitted_by_that_alone() {
+        // No Redis, Redis, Redis configured but unreachable: the same answers.
+        for edge in [
+            Streams::new(120, None),
+            Streams::new(120, Some(live_link())),
+            Streams::new(120, Some(dead_link())),
+        ] {
+            for s in ["s1", "s2", "s3"] {
+                assert_eq!(edge.admit("u1", s, 3).await, Ok(()));
+            }
+            // Further sessions fetched playlists and segments before their key request.
+            for s in ["p1", "p2", "p3"] {
+                edge.touch("u1", s);
+            }
+            edge.flush_heartbeats().await;
+            for s in ["p1", "p2", "p3"] {
+                edge.touch("u1", s);
+                assert!(
+                    edge.admit("u1", s, 3).await.is_err(),
+                    "{s} is a fourth stream"
+                );
+            }
+            assert_eq!(edge.open_count("u1").await, 3);
+            assert!(edge.release("u1", "s1").await);
+            assert_eq!(edge.admit("u1", "p1", 3).await, Ok(()), "a freed slot");
+            assert!(edge.admit("u1", "p2", 3).await.is_err());
+            assert_eq!(edge.open_count("u1").await, 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn touched_sessions_cannot_crowd_admitted_ones_out_of_the_table() {
+        let edge = Streams::new(120, None);
+        for i in 0..LOCAL_STREAMS_PER_USER * 2 {
+            edge.touch("u1", &format!("t{i}"));
+        }
+        assert_eq!(edge.admit("u1", "a", 2).await, Ok(()));
+        assert_eq!(edge.admit("u1", "b", 2).await, Ok(()));
+        for i in 0..LOCAL_STREAMS_PER_USER * 2 {
+            assert!(edge.admit("u1", &format!("t{i}"), 2).await.is_err(), "t{i}");
+        }
+        assert_eq!(edge.open_count("u1").await, 2);
+        assert_eq!(edge.admit("u1", "a", 2).await, Ok(()), "still open");
     }
 
     #[tokio::test]

@@ -61,7 +61,8 @@ pub struct Subject {
     pub session_id: Option<String>,
     /// The license issued by this request (license and key endpoints).
     pub license_id: Option<String>,
-    /// The client's address (the TCP peer).
+    /// The client's address: the TCP peer, or behind `server.trusted_proxies` the address
+    /// they forwarded (`playback::client_address`).
     pub client_ip: Option<IpAddr>,
     /// Why the request was refused, naming the failing field (never a token): logged, and sent
     /// in `X-Edge-Denial` when `debug.denial_header` is on.

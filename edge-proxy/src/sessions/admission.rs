@@ -3,12 +3,13 @@
 //!
 //! Order: the edge's own token (EdgeAuth, any carrier) when one is presented; otherwise, with
 //! `[cloudfront]` configured, CloudFront signed-URL parameters or signed cookies, verified
-//! against `{public_base_url}{path}`; otherwise `missing_token`. Every refusal records a
+//! against the address as CloudFront signs it (`{public_base_url}{path as requested}` and the
+//! query without CloudFront's parameters); otherwise `missing_token`. Every refusal records a
 //! one-line detail naming the failing field (never the token) for logs and the opt-in
 //! `X-Edge-Denial` header.
 
 use pingora::http::RequestHeader;
-use playback::token::cloudfront::{params_from_cookies, params_from_query};
+use playback::token::cloudfront::{params_from_cookies, params_from_query, signed_resource};
 use playback::token::edgeauth::RequestFacts;
 use playback::token::session::{denial_detail, SessionGrant};
 use playback::Reason;
@@ -100,7 +101,7 @@ fn admit_cloudfront(
             None => return Ok(None),
         },
     };
-    let resource = format!("{}{}", edge.public_base_url, facts.path);
+    let resource = signed_resource(&edge.public_base_url, req.uri.path(), query);
     let verdict = verifier.verify_memoized(
         &params,
         &resource,

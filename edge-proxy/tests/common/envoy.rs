@@ -57,6 +57,7 @@ pub fn filter_wasm() -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub path_and_query: String,
+    /// Every `Cookie` header, joined with `"; "`.
     pub cookie: Option<String>,
     pub authorization: Option<String>,
 }
@@ -88,7 +89,15 @@ impl Upstream {
                         .path_and_query()
                         .map(|p| p.to_string())
                         .unwrap_or_default(),
-                    cookie: header("cookie"),
+                    cookie: Some(
+                        headers
+                            .get_all("cookie")
+                            .iter()
+                            .filter_map(|v| v.to_str().ok())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                    .filter(|joined| !joined.is_empty()),
                     authorization: header("authorization"),
                 });
                 serve_static(&root, uri.path())
@@ -315,6 +324,13 @@ pub fn bootstrap(
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "ingress",
+                        // The filter's `source.address` is then the TCP peer, never a value
+                        // from the client's X-Forwarded-For (wasm-filter/README.md).
+                        "use_remote_address": true,
+                        // The test client is on loopback, for which Envoy would append its own
+                        // local address to X-Forwarded-For instead of the peer's; the filter
+                        // then reads the header exactly as the "proxy in front" wrote it.
+                        "skip_xff_append": true,
                         "normalize_path": false,
                         "merge_slashes": false,
                         "path_with_escaped_slashes_action": "KEEP_UNCHANGED",

@@ -184,6 +184,8 @@ pub fn test_signer() -> SessionSigner {
 /// Extra configuration for an edge under test.
 #[derive(Default, Clone)]
 pub struct EdgeOptions {
+    /// Lines added to `[server]`.
+    pub server: String,
     /// Lines added to `[signed_urls]`.
     pub signed_urls: String,
     /// Whole sections appended to the file (`[sessions]`, `[redis]`, ...).
@@ -212,6 +214,10 @@ impl Edge {
         config = config.replace(
             "[signed_urls]\n",
             &format!("[signed_urls]\n{}\n", options.signed_urls),
+        );
+        config = config.replace(
+            "threads = 1\n",
+            &format!("threads = 1\n{}\n", options.server),
         );
         // `[drm]` is the last section of the base file, so its extra lines (and any
         // `[drm.*]` tables they open) follow it directly.

@@ -109,6 +109,107 @@ fn jwt(secret: &[u8], tweak: impl FnOnce(&mut Claims)) -> String {
     playback::jwt::mint_hs256(secret, &claims)
 }
 
+/// The network both proxies are told to trust in [`build_behind_trusted_proxy`]: the test
+/// client's own address, so it plays the proxy in front.
+pub const TRUSTED_PROXY: &str = "127.0.0.1/32";
+
+/// Cases for an edge and a filter that both trust [`TRUSTED_PROXY`] to write
+/// `X-Forwarded-For`: the client is the rightmost untrusted address of the header.
+pub fn build_behind_trusted_proxy(keys: &CorpusKeys) -> Vec<Case> {
+    use Expect::*;
+    let s = keys.signer;
+    let t = now();
+    let seg = format!("/hls/{VIDEO}/720p/seg_001.ts");
+    let who = subject(SESSION, USER, None);
+    let at = |ip: &str| {
+        format!(
+            "{seg}?hdnts={}",
+            s.mint_session(VIDEO, &who, t + 600, Some(ip.into()))
+        )
+    };
+    let xff = |values: &[&str]| -> String {
+        values
+            .iter()
+            .map(|v| format!("X-Forwarded-For: {v}\r\n"))
+            .collect()
+    };
+    let cf = keys.cloudfront;
+    let base = keys.public_base_url;
+    let ip_policy = Policy {
+        resource: format!("{base}/hls/{VIDEO}/*"),
+        date_less_than: t + 600,
+        date_greater_than: None,
+        ip_address: Some("203.0.113.0/24".into()),
+    };
+    let cf_url = cf
+        .signed_url_custom(&format!("{base}{seg}"), &ip_policy)
+        .strip_prefix(base)
+        .unwrap()
+        .to_string();
+    vec![
+        case(
+            "proxy/forwarded-client",
+            at("203.0.113.7"),
+            xff(&["203.0.113.7"]),
+            Allow,
+        ),
+        case(
+            "proxy/client-prepended-spoof",
+            at("198.51.100.1"),
+            xff(&["198.51.100.1, 203.0.113.7"]),
+            Deny(403),
+        ),
+        case(
+            "proxy/rightmost-untrusted",
+            at("203.0.113.7"),
+            xff(&["198.51.100.1, 203.0.113.7"]),
+            Allow,
+        ),
+        case(
+            "proxy/two-headers-one-list",
+            at("203.0.113.7"),
+            xff(&["198.51.100.1", "203.0.113.7"]),
+            Allow,
+        ),
+        case(
+            "proxy/trusted-hop-skipped",
+            at("203.0.113.7"),
+            xff(&["203.0.113.7, 127.0.0.1"]),
+            Allow,
+        ),
+        case(
+            "proxy/no-header-peer",
+            at("127.0.0.1"),
+            String::new(),
+            Allow,
+        ),
+        case(
+            "proxy/garbage-stops-at-peer",
+            at("127.0.0.1"),
+            xff(&["junk"]),
+            Allow,
+        ),
+        case(
+            "proxy/peer-bound-but-forwarded",
+            at("127.0.0.1"),
+            xff(&["203.0.113.7"]),
+            Deny(403),
+        ),
+        case(
+            "proxy/cloudfront-ip-policy",
+            cf_url.clone(),
+            xff(&["203.0.113.9"]),
+            Allow,
+        ),
+        case(
+            "proxy/cloudfront-ip-policy-other-client",
+            cf_url,
+            xff(&["198.51.100.9"]),
+            Deny(403),
+        ),
+    ]
+}
+
 /// The corpus: at least 50 cases covering every carrier, tamper class and token family.
 pub fn build(keys: &CorpusKeys) -> Vec<Case> {
     use Expect::*;
@@ -366,6 +467,68 @@ pub fn build(keys: &CorpusKeys) -> Vec<Case> {
             ),
         ];
 
+    // Several Cookie headers (HTTP/1.1 clients; HTTP/2 splits cookies into fields): one list.
+    let cookie_lines =
+        |values: &[&str]| -> String { values.iter().map(|v| format!("Cookie: {v}\r\n")).collect() };
+    c.extend([
+        case(
+            "cookies/token-in-second-header",
+            seg.clone(),
+            cookie_lines(&["a=1", &format!("hdnts={session}")]),
+            Allow,
+        ),
+        case(
+            "cookies/token-in-first-header",
+            seg.clone(),
+            cookie_lines(&[&format!("hdnts={session}"), "b=2"]),
+            Allow,
+        ),
+        case(
+            "cookies/tampered-in-second-header",
+            seg.clone(),
+            cookie_lines(&["a=1", &format!("hdnts={}", flip_last(&session))]),
+            Deny(403),
+        ),
+        case(
+            "cookies/no-token-in-any-header",
+            seg.clone(),
+            cookie_lines(&["a=1", "b=2"]),
+            Deny(403),
+        ),
+        // Admitted by the query; the second Cookie header also carries the token, which must
+        // not reach the upstream (checked after the corpus).
+        case(
+            "cookies/query-token-and-token-in-second-header",
+            format!("{seg}?hdnts={session}"),
+            cookie_lines(&["a=1", &format!("hdnts={session}")]),
+            Allow,
+        ),
+    ]);
+
+    // The client address is the peer (127.0.0.1) when no proxy is trusted: forwarding headers
+    // are the client's own words.
+    let bound = |ip: &str| s.mint_session(VIDEO, &who, t + 600, Some(ip.into()));
+    c.extend([
+        case(
+            "client-address/xff-ignored-token-bound-to-it",
+            format!("{seg}?hdnts={}", bound("203.0.113.7")),
+            "X-Forwarded-For: 203.0.113.7\r\n".into(),
+            Deny(403),
+        ),
+        case(
+            "client-address/xff-ignored-token-bound-to-peer",
+            format!("{seg}?hdnts={}", bound("127.0.0.1")),
+            "X-Forwarded-For: 203.0.113.7\r\n".into(),
+            Allow,
+        ),
+        case(
+            "client-address/forwarded-ignored",
+            format!("{seg}?hdnts={}", bound("203.0.113.7")),
+            "Forwarded: for=203.0.113.7\r\n".into(),
+            Deny(403),
+        ),
+    ]);
+
     // CloudFront signed URLs and cookies.
     let cf = keys.cloudfront;
     let base = keys.public_base_url;
@@ -440,6 +603,41 @@ pub fn build(keys: &CorpusKeys) -> Vec<Case> {
             Allow,
         ),
         case(
+            "cloudfront/cookies-split-over-headers",
+            seg.clone(),
+            cf.cookies(&wildcard)
+                .into_iter()
+                .map(|(n, v)| format!("Cookie: {n}={v}\r\n"))
+                .collect(),
+            Allow,
+        ),
+        // CloudFront signs the whole address, query included.
+        case(
+            "cloudfront/canned-with-query",
+            strip(cf.signed_url_canned(&format!("{base}{seg}?part=1"), t + 600)),
+            String::new(),
+            Allow,
+        ),
+        case(
+            "cloudfront/canned-with-query-changed",
+            strip(cf.signed_url_canned(&format!("{base}{seg}?part=1"), t + 600))
+                .replace("part=1", "part=2"),
+            String::new(),
+            Deny(403),
+        ),
+        case(
+            "cloudfront/custom-exact-with-query",
+            strip(cf.signed_url_custom(
+                &format!("{base}{seg}?part=1"),
+                &Policy {
+                    resource: format!("{base}{seg}?part=1"),
+                    ..wildcard.clone()
+                },
+            )),
+            String::new(),
+            Allow,
+        ),
+        case(
             "cloudfront/cookies-expired",
             seg.clone(),
             format!(
@@ -490,6 +688,24 @@ pub fn build(keys: &CorpusKeys) -> Vec<Case> {
             "jwt/not-yet-valid",
             playback.clone(),
             bearer(jwt(secret, |c| c.nbf = Some(t + 300))),
+            Deny(401),
+        ),
+        case(
+            "jwt/issued-in-the-future",
+            playback.clone(),
+            bearer(jwt(secret, |c| c.iat = Some(t + 5 * 365 * 86_400))),
+            Deny(401),
+        ),
+        case(
+            "jwt/empty-subject",
+            playback.clone(),
+            bearer(jwt(secret, |c| c.sub = String::new())),
+            Deny(401),
+        ),
+        case(
+            "jwt/300-byte-subject",
+            playback.clone(),
+            bearer(jwt(secret, |c| c.sub = "u".repeat(300))),
             Deny(401),
         ),
         case(

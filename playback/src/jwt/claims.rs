@@ -1,5 +1,6 @@
 //! The claims this product reads from a viewer JWT, and the registered-claim rules
-//! (`iss`, `aud`, `exp`, `nbf`, with a leeway) every token must pass.
+//! (`iss`, `aud`, `exp`, `nbf`, `iat`, with a leeway) every token must pass, and the rule for
+//! a subject ([`is_valid_subject`]), which the control plane applies to user ids too.
 //!
 //! Claims are read from strict JSON (no repeated keys) by hand rather than by derive, so a
 //! wrong type (`"exp": "1700000000"`) is `malformed`, never silently skipped.
@@ -9,8 +10,10 @@ use serde_json::{Map, Value};
 
 use crate::Reason;
 
-/// Longest `sub` (and `jti`) accepted.
-pub const MAX_SUBJECT_LEN: usize = 256;
+/// Longest `sub` accepted, in bytes (a user id: the control plane stores it as a row key).
+pub const MAX_SUBJECT_LEN: usize = 255;
+/// Longest `jti` and `device_id` accepted, in bytes.
+const MAX_ID_LEN: usize = 256;
 const MAX_AUDIENCES: usize = 32;
 const MAX_ROLES: usize = 64;
 
@@ -21,7 +24,7 @@ pub struct JwtRules {
     pub issuer: String,
     /// Required `aud` (a string, or one element of an array).
     pub audience: String,
-    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway_secs: u64,
 }
 
@@ -78,15 +81,22 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, 
 fn short_string(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, Reason> {
     match claims.get(name) {
         None => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_SUBJECT_LEN => {
-            Ok(Some(s.clone()))
-        }
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID_LEN => Ok(Some(s.clone())),
         Some(_) => Err(Reason::Malformed),
     }
 }
 
+/// True when `sub` can name a user: 1 to [`MAX_SUBJECT_LEN`] bytes without control
+/// characters. The edge, the filter and the control plane refuse other subjects alike
+/// (`invalid_subject`), whatever the issuer signed.
+pub fn is_valid_subject(sub: &str) -> bool {
+    !sub.is_empty() && sub.len() <= MAX_SUBJECT_LEN && !sub.chars().any(char::is_control)
+}
+
 /// Applies `rules` at `now_unix` to the claims of a token whose signature already verified.
-/// Order: `iss`, `aud`, `exp` (required), `nbf`, then the shape of `sub`, `iat`, `jti`, `roles`.
+/// Order: `iss`, `aud`, `exp` (required), `nbf`, `iat` (not after now + leeway: a token
+/// "issued" in the future is not valid yet), then `sub` (required; a string that cannot name a
+/// user is `invalid_subject`), then the shape of `jti`, `device_id`, `roles`.
 pub(crate) fn check(
     claims: &Map<String, Value>,
     rules: &JwtRules,
@@ -122,8 +132,17 @@ pub(crate) fn check(
             return Err(Reason::NotYetValid);
         }
     }
-    let sub = short_string(claims, "sub")?.ok_or(Reason::Malformed)?;
     let iat = numeric_date(claims, "iat")?;
+    if let Some(iat) = iat {
+        if now_unix.saturating_add(rules.leeway_secs) < iat {
+            return Err(Reason::NotYetValid);
+        }
+    }
+    let sub = match claims.get("sub") {
+        Some(Value::String(sub)) if is_valid_subject(sub) => sub.clone(),
+        Some(Value::String(_)) => return Err(Reason::InvalidSubject),
+        Some(_) | None => return Err(Reason::Malformed),
+    };
     let jti = short_string(claims, "jti")?;
     let device_id = short_string(claims, "device_id")?;
     let roles = match claims.get("roles") {

@@ -11,7 +11,8 @@
 //!   the key, never from the token (`none` and HS/RS confusion are refused), `kid` only selects
 //!   among configured keys (`jku`, `x5u`, `jwk`, `x5c` are ignored), `crit` is refused, sizes
 //!   are bounded, base64url must be exact and JSON must not repeat a key.
-//! - [`claims`]: [`Claims`] and [`JwtRules`] (`iss`, `aud`, `exp`, `nbf` with a leeway).
+//! - [`claims`]: [`Claims`] and [`JwtRules`] (`iss`, `aud`, `exp`, `nbf`, `iat` with a leeway;
+//!   [`is_valid_subject`]).
 //! - [`sign`]: [`JwtSigner`], minting for development, tests and benchmarks.
 //!
 //! [`Hs256Verifier`] and [`mint_hs256`] are the single-secret shorthands the control plane uses.
@@ -23,7 +24,7 @@ pub mod keys;
 pub mod sign;
 pub mod verify;
 
-pub use claims::{Claims, JwtRules};
+pub use claims::{is_valid_subject, Claims, JwtRules, MAX_SUBJECT_LEN};
 pub use keys::{kid_is_valid, Algorithm, KeyError, KeyRing, SkippedKey, VerificationKey};
 pub use sign::JwtSigner;
 pub use verify::{parse_header, Header, JwtVerifier, Verified, MAX_HEADER_B64_LEN, MAX_JWT_LEN};
@@ -183,6 +184,65 @@ mod tests {
             v.verify(&mint_hs256(SECRET, &c), NOW),
             Err(Reason::NotYetValid)
         );
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_not_yet_valid() {
+        let v = Hs256Verifier::new(SECRET, rules());
+        let mut c = claims();
+        c.iat = Some(NOW + 30); // clock skew inside the leeway
+        assert!(v.verify(&mint_hs256(SECRET, &c), NOW).is_ok());
+        c.iat = Some(NOW + 31);
+        assert_eq!(
+            v.verify(&mint_hs256(SECRET, &c), NOW),
+            Err(Reason::NotYetValid)
+        );
+        c.iat = Some(NOW + 5 * 365 * 86_400); // "years in the future"
+        assert_eq!(
+            v.verify(&mint_hs256(SECRET, &c), NOW),
+            Err(Reason::NotYetValid)
+        );
+        c.iat = Some(NOW - 86_400);
+        assert!(v.verify(&mint_hs256(SECRET, &c), NOW).is_ok());
+    }
+
+    #[test]
+    fn a_subject_that_cannot_name_a_user_is_invalid_subject() {
+        let v = Hs256Verifier::new(SECRET, rules());
+        for bad in [
+            String::new(),
+            "u".repeat(256),
+            "u".repeat(300),
+            "a\u{7}b".into(),
+        ] {
+            let mut c = claims();
+            c.sub = bad;
+            assert_eq!(
+                v.verify(&mint_hs256(SECRET, &c), NOW),
+                Err(Reason::InvalidSubject),
+                "sub of {} bytes",
+                c.sub.len()
+            );
+        }
+        let mut c = claims();
+        c.sub = "u".repeat(255);
+        assert_eq!(
+            v.verify(&mint_hs256(SECRET, &c), NOW).unwrap().sub.len(),
+            255
+        );
+        // Not a string at all, or missing: the token's shape is wrong.
+        let token = sign_raw(
+            r#"{"alg":"HS256"}"#,
+            r#"{"sub":7,"iss":"streaming-dev","aud":"streaming-edge","exp":1700003600}"#,
+            SECRET,
+        );
+        assert_eq!(v.verify(&token, NOW), Err(Reason::Malformed));
+        let token = sign_raw(
+            r#"{"alg":"HS256"}"#,
+            r#"{"iss":"streaming-dev","aud":"streaming-edge","exp":1700003600}"#,
+            SECRET,
+        );
+        assert_eq!(v.verify(&token, NOW), Err(Reason::Malformed));
     }
 
     #[test]

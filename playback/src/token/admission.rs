@@ -5,7 +5,8 @@
 //! 1. the edge's own EdgeAuth token, from the path segment (`/hls/{v}/{name}=<escaped>/...`),
 //!    then the query, then the cookie, verified by [`SessionSigner`];
 //! 2. otherwise, with CloudFront configured, signed-URL parameters or signed cookies verified
-//!    against `{public_base_url}{path}`;
+//!    against the address as signed ([`signed_resource`]: `{public_base_url}{path}` and the
+//!    query without CloudFront's parameters);
 //! 3. otherwise `missing_token`.
 //!
 //! A verified session token whose session id, JWT id or user is denied is `revoked`.
@@ -17,7 +18,7 @@ use serde_json::Value;
 use crate::hls::AssetPath;
 
 use super::cloudfront::{
-    params_from_cookies, params_from_query, query_without_params, CloudFrontGrant,
+    params_from_cookies, params_from_query, query_without_params, signed_resource, CloudFrontGrant,
     CloudFrontVerifier,
 };
 use super::edgeauth::RequestFacts;
@@ -274,18 +275,35 @@ pub struct CloudFrontCheck<'a> {
     pub public_base_url: &'a str,
 }
 
+/// What a request presents, where a token or signature may travel.
+#[derive(Debug, Clone, Default)]
+pub struct Carriers<'a> {
+    /// The token cut out of a path segment ([`split_token_segment`]).
+    pub path_token: Option<String>,
+    /// The path as requested (token segment removed, still percent-encoded): what CloudFront
+    /// signatures cover, with the query.
+    pub raw_path: &'a str,
+    pub query: Option<&'a str>,
+    /// Every `Cookie` header of the request, joined with `"; "`.
+    pub cookie_header: Option<&'a str>,
+}
+
 /// Admits a request for `facts.path` (token segment already removed, no query) exactly as the
 /// edge does; `deny` is consulted for a verified session token.
 pub fn admit_session(
     signer: &SessionSigner,
     cloudfront: Option<&CloudFrontCheck>,
-    path_token: Option<String>,
-    query: Option<&str>,
-    cookie_header: Option<&str>,
+    carriers: Carriers,
     facts: &RequestFacts,
     deny: Option<&DenyList>,
 ) -> Result<Admitted, Reason> {
     let name = signer.token_name();
+    let Carriers {
+        path_token,
+        raw_path,
+        query,
+        cookie_header,
+    } = carriers;
     let Some((token, carrier)) = presented(path_token, query, cookie_header, name) else {
         if let Some(cf) = cloudfront {
             let params = match params_from_query(query.unwrap_or_default()) {
@@ -293,7 +311,7 @@ pub fn admit_session(
                 None => cookie_header.and_then(params_from_cookies),
             };
             if let Some(params) = params {
-                let resource = format!("{}{}", cf.public_base_url, facts.path);
+                let resource = signed_resource(cf.public_base_url, raw_path, query);
                 return cf
                     .verifier
                     .verify(&params, &resource, facts.client_ip, facts.now_unix)
@@ -337,6 +355,20 @@ mod tests {
             session_id: Some(session_id([1; 16])),
             user_id: Some("u1".into()),
             jti: Some("j1".into()),
+        }
+    }
+
+    fn carriers<'a>(
+        path_token: Option<String>,
+        query: Option<&'a str>,
+        cookie_header: Option<&'a str>,
+        raw_path: &'a str,
+    ) -> Carriers<'a> {
+        Carriers {
+            path_token,
+            raw_path,
+            query,
+            cookie_header,
         }
     }
 
@@ -405,7 +437,13 @@ mod tests {
         let segment = format!("/hls/{V}/hdnts={}/720p/a.ts", escape_segment(&token));
         let split = split_token_segment(&segment, "hdnts").unwrap();
         assert_eq!(split.path, path);
-        let got = admit_session(&s, None, split.token, None, None, &facts(&path), None);
+        let got = admit_session(
+            &s,
+            None,
+            carriers(split.token, None, None, &path),
+            &facts(&path),
+            None,
+        );
         assert!(matches!(
             got,
             Ok(Admitted::Session {
@@ -414,7 +452,13 @@ mod tests {
             })
         ));
         let q = format!("hdnts={token}");
-        let got = admit_session(&s, None, None, Some(&q), None, &facts(&path), None);
+        let got = admit_session(
+            &s,
+            None,
+            carriers(None, Some(&q), None, &path),
+            &facts(&path),
+            None,
+        );
         assert!(matches!(
             got,
             Ok(Admitted::Session {
@@ -423,7 +467,13 @@ mod tests {
             })
         ));
         let c = format!("x=1; hdnts={token}");
-        let got = admit_session(&s, None, None, None, Some(&c), &facts(&path), None);
+        let got = admit_session(
+            &s,
+            None,
+            carriers(None, None, Some(&c), &path),
+            &facts(&path),
+            None,
+        );
         assert!(matches!(
             got,
             Ok(Admitted::Session {
@@ -432,13 +482,74 @@ mod tests {
             })
         ));
         assert_eq!(
-            admit_session(&s, None, None, None, None, &facts(&path), None),
+            admit_session(
+                &s,
+                None,
+                carriers(None, None, None, &path),
+                &facts(&path),
+                None
+            ),
             Err(Reason::MissingToken)
         );
         let other = "/hls/other/a.ts";
         assert_eq!(
-            admit_session(&s, None, None, Some(&q), None, &facts(other), None),
+            admit_session(
+                &s,
+                None,
+                carriers(None, Some(&q), None, other),
+                &facts(other),
+                None
+            ),
             Err(Reason::AclMismatch)
+        );
+    }
+
+    #[test]
+    fn cloudfront_urls_are_checked_with_their_query() {
+        use crate::token::cloudfront::{CloudFrontSigner, HashAlgorithm};
+        let pem = include_str!("cloudfront/testdata/p256.pkcs8.pem");
+        let cf_signer = CloudFrontSigner::from_pem("KCF", pem, HashAlgorithm::Sha256).unwrap();
+        let mut verifier = CloudFrontVerifier::new();
+        verifier.add_signer(&cf_signer);
+        let base = "https://edge.example";
+        let check = CloudFrontCheck {
+            verifier: &verifier,
+            public_base_url: base,
+        };
+        let path = format!("/hls/{V}/720p/a.ts");
+        // botocore signs the whole address, query included, and appends its parameters.
+        let signed = cf_signer.signed_url_canned(&format!("{base}{path}?part=1&x=y"), 2_000);
+        let query = signed.split_once('?').unwrap().1.to_string();
+        let admit = |query: &str| {
+            admit_session(
+                &signer(),
+                Some(&check),
+                carriers(None, Some(query), None, &path),
+                &facts(&path),
+                None,
+            )
+        };
+        assert!(matches!(admit(&query), Ok(Admitted::CloudFront(_))));
+        // Another query, or none, is another address.
+        assert_eq!(
+            admit(&query.replace("part=1", "part=2")),
+            Err(Reason::BadSignature)
+        );
+        assert_eq!(
+            admit(&query.replace("part=1&x=y&", "")),
+            Err(Reason::BadSignature)
+        );
+        assert_eq!(
+            signed_resource(
+                base,
+                "/hls/v/a%20b.ts",
+                Some("a=1&Signature=s&Key-Pair-Id=k")
+            ),
+            "https://edge.example/hls/v/a%20b.ts?a=1"
+        );
+        assert_eq!(
+            signed_resource(base, "/hls/v/a.ts", Some("Expires=1&Signature=s")),
+            "https://edge.example/hls/v/a.ts"
         );
     }
 
@@ -460,7 +571,13 @@ mod tests {
             let list = DenyList::from_json(body.as_bytes()).unwrap();
             assert_eq!(list.len(), 1);
             assert_eq!(
-                admit_session(&s, None, None, Some(&q), None, &facts(&path), Some(&list)),
+                admit_session(
+                    &s,
+                    None,
+                    carriers(None, Some(&q), None, &path),
+                    &facts(&path),
+                    Some(&list)
+                ),
                 Err(Reason::Revoked),
                 "{kind}"
             );
@@ -468,7 +585,14 @@ mod tests {
                 now_unix: 1_500,
                 ..facts(&path)
             };
-            assert!(admit_session(&s, None, None, Some(&q), None, &later, Some(&list)).is_ok());
+            assert!(admit_session(
+                &s,
+                None,
+                carriers(None, Some(&q), None, &path),
+                &later,
+                Some(&list)
+            )
+            .is_ok());
         }
         assert!(DenyList::from_json(b"{}").is_err());
         assert!(

@@ -112,6 +112,17 @@ pub fn query_without_params(query: Option<&str>) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("&"))
 }
 
+/// The address a signed URL or cookie is checked against, as CloudFront and botocore sign it:
+/// `{public_base_url}{raw_path}` plus the request's query without the signed-URL parameters
+/// (`?a=1` stays part of the resource; `Expires`, `Policy`, `Signature`, `Key-Pair-Id` and
+/// `Hash-Algorithm` do not). `raw_path` is the path as requested, still percent-encoded.
+pub fn signed_resource(public_base_url: &str, raw_path: &str, query: Option<&str>) -> String {
+    match query_without_params(query) {
+        Some(query) => format!("{public_base_url}{raw_path}?{query}"),
+        None => format!("{public_base_url}{raw_path}"),
+    }
+}
+
 /// What a verified signed URL or cookie set grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloudFrontGrant {

@@ -18,20 +18,44 @@ const MAX_RULE_LEN: usize = 64;
 ///
 /// A rule that is not an address or a CIDR with a valid prefix length is `Err(Malformed)`.
 pub fn ip_matches(rule: &str, client: IpAddr) -> Result<bool, Reason> {
-    let (network, prefix) = parse_rule(rule)?;
-    Ok(match (network, client.to_canonical()) {
-        (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
-            u128::from(u32::from(net)) << 96,
-            u128::from(u32::from(ip)) << 96,
-            prefix,
-        ),
-        (IpAddr::V4(_), IpAddr::V6(_)) => false,
-        // An IPv6 rule sees IPv4 clients in their mapped form (`::ffff:0:0/96` holds them all).
-        (IpAddr::V6(net), IpAddr::V4(ip)) => {
-            prefix_eq(u128::from(net), u128::from(ip.to_ipv6_mapped()), prefix)
+    Ok(Network::parse(rule)?.contains(client))
+}
+
+/// An address or CIDR network, parsed once (trusted-proxy lists, allow-lists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Parses `rule` (`203.0.113.7`, `203.0.113.0/24`, `2001:db8::/32`); anything else is
+    /// `Err(Malformed)`.
+    pub fn parse(rule: &str) -> Result<Network, Reason> {
+        let (address, prefix) = parse_rule(rule)?;
+        Ok(Network { address, prefix })
+    }
+
+    /// True when `client` lies inside the network (IPv4-mapped IPv6 clients match IPv4 rules).
+    pub fn contains(&self, client: IpAddr) -> bool {
+        match (self.address, client.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
+                u128::from(u32::from(net)) << 96,
+                u128::from(u32::from(ip)) << 96,
+                self.prefix,
+            ),
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+            // An IPv6 rule sees IPv4 clients in their mapped form (`::ffff:0:0/96` holds them all).
+            (IpAddr::V6(net), IpAddr::V4(ip)) => prefix_eq(
+                u128::from(net),
+                u128::from(ip.to_ipv6_mapped()),
+                self.prefix,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(u128::from(net), u128::from(ip), self.prefix)
+            }
         }
-        (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(u128::from(net), u128::from(ip), prefix),
-    })
+    }
 }
 
 /// Parses `rule` into a canonical network address and prefix length (in bits of that family).
