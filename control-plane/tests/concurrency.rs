@@ -460,7 +460,11 @@ async fn race_operation(t: &TestApp, method: &str, path: &str) {
                 .unwrap();
             assert_eq!(orgs.len(), N, "{label}");
             for o in orgs {
-                assert_eq!(owners(t, &o.organization.id.to_string()).await, 1, "{label}");
+                assert_eq!(
+                    owners(t, &o.organization.id.to_string()).await,
+                    1,
+                    "{label}"
+                );
             }
         }
         ("put", "/orgs/{orgId}/members/{userId}") => {
