@@ -78,6 +78,12 @@ pub async fn audit(db: &Db, event: &KeyEvent<'_>) {
 /// Generates a title's key through custody and stores it as the current key: the first key
 /// (`rotate == false`; refused with a conflict when the title has one) or a rotation (the new
 /// key becomes current for new packaging; the previous one keeps serving until retired).
+///
+/// Both are a compare-and-set against the current key as it was when the call began: of
+/// concurrent calls that began from the same current key exactly one succeeds; the others get
+/// [`KeyOpError::Conflict`], are audited as failed and store nothing. So every success was the
+/// current key when it returned and names as `previous_key_id` the key it replaced, and no two
+/// successes name the same one.
 pub async fn issue_key(
     db: &Db,
     custody: &dyn KeyCustody,
@@ -95,30 +101,29 @@ pub async fn issue_key(
     if db.file(video_id).await?.is_none() {
         return Err(KeyOpError::NotFound("No such video."));
     }
-    if let (false, Some(current)) = (rotate, db.current_key_id(video_id).await?) {
-        return Err(KeyOpError::Conflict(format!(
-            "The video already has a current key ({current}); rotate it instead."
-        )));
+    let expected = db.current_key_id(video_id).await?;
+    if let (false, Some(current)) = (rotate, expected) {
+        return Err(has_current(current));
     }
     let key_id = Uuid::new_v4();
     let (video, key) = (video_id.to_string(), key_id.to_string());
+    // A failed call is audited too (custody down, or lost to a concurrent change).
+    let failed = |detail: String| async move {
+        let event = KeyEvent {
+            actor,
+            action,
+            content_id: Some(video_id),
+            key_id: Some(key_id),
+            backend,
+            ok: false,
+            detail: Some(detail.as_str()),
+        };
+        audit(db, &event).await
+    };
     let generated = match custody.generate(&video, &key).await {
         Ok(g) => g,
         Err(e) => {
-            let detail = e.to_string();
-            audit(
-                db,
-                &KeyEvent {
-                    actor,
-                    action,
-                    content_id: Some(video_id),
-                    key_id: Some(key_id),
-                    backend,
-                    ok: false,
-                    detail: Some(&detail),
-                },
-            )
-            .await;
+            failed(e.to_string()).await;
             return Err(e.into());
         }
     };
@@ -127,15 +132,22 @@ pub async fn issue_key(
     drop(generated);
     let at = now();
     let previous = match db
-        .add_current_key(video_id, key_id, &wrapped, !rotate, at)
+        .add_current_key(video_id, key_id, &wrapped, expected, at)
         .await?
     {
         AddKeyOutcome::Added { previous } => previous,
         AddKeyOutcome::NoTitle => return Err(KeyOpError::NotFound("No such video.")),
-        AddKeyOutcome::HasCurrent(current) => {
-            return Err(KeyOpError::Conflict(format!(
-                "The video already has a current key ({current}); rotate it instead."
-            )))
+        AddKeyOutcome::Stale { current } => {
+            let shown = current.map_or("none".to_string(), |c| c.to_string());
+            failed(format!("lost to a concurrent change; current key {shown}")).await;
+            return Err(match (rotate, current) {
+                (false, Some(current)) => has_current(current),
+                _ => KeyOpError::Conflict(format!(
+                    "The video's current key changed while this request ran (it is now \
+                     {shown}); nothing was stored. List the keys and rotate again if still \
+                     needed."
+                )),
+            });
         }
     };
     let detail = previous.map(|p| format!("previous current key {p}"));
@@ -159,6 +171,12 @@ pub async fn issue_key(
         previous_key_id: previous.map(|p| p.to_string()),
         created_at: rfc3339(at),
     })
+}
+
+fn has_current(current: Uuid) -> KeyOpError {
+    KeyOpError::Conflict(format!(
+        "The video already has a current key ({current}); rotate it instead."
+    ))
 }
 
 /// Retires key `key_id` of title `video_id` (idempotent): it stops serving and edges are told

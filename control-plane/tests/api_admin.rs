@@ -115,13 +115,12 @@ async fn openapi_document_lists_every_route_with_security_and_errors() {
         for (method, op) in item.as_object().unwrap() {
             let responses = op["responses"].as_object().unwrap();
             assert!(responses.contains_key("500"), "{method} {path}");
-            // Operations taking XML (SPEKE) document their own error formats.
-            let json_errors = op["requestBody"]["content"].as_object().is_none_or(|c| {
-                c.keys()
-                    .all(|ct| ct == "application/json" || ct == "multipart/form-data")
-            });
+            // An error is JSON unless documented with another format (SPEKE's text/plain).
             for (status, r) in responses {
-                if json_errors && (status.starts_with('4') || status.starts_with('5')) {
+                let other_format = r["content"]
+                    .as_object()
+                    .is_some_and(|c| !c.contains_key("application/json"));
+                if !other_format && (status.starts_with('4') || status.starts_with('5')) {
                     assert_eq!(
                         r["content"]["application/json"]["schema"]["$ref"],
                         "#/components/schemas/ErrorResponse",
@@ -133,7 +132,12 @@ async fn openapi_document_lists_every_route_with_security_and_errors() {
                 assert!(responses.contains_key("401"), "{method} {path}");
             }
             if path.starts_with("/admin/") {
-                assert_eq!(op["security"], json!([{"bearer": []}]), "{method} {path}");
+                assert_eq!(
+                    op["security"],
+                    json!([{"bearer": ["admin"]}]),
+                    "{method} {path}"
+                );
+                assert!(responses.contains_key("403"), "{method} {path}");
             }
         }
     }

@@ -43,7 +43,7 @@ async fn generate_rotate_retire_revoke() {
         let k1 = Uuid::new_v4();
         let at = now();
         assert_eq!(
-            db.add_current_key(video, k1, "v1.k1", true, at)
+            db.add_current_key(video, k1, "v1.k1", None, at)
                 .await
                 .unwrap(),
             AddKeyOutcome::Added { previous: None },
@@ -52,17 +52,17 @@ async fn generate_rotate_retire_revoke() {
         assert_eq!(db.current_key_id(video).await.unwrap(), Some(k1));
         let k_refused = Uuid::new_v4();
         assert_eq!(
-            db.add_current_key(video, k_refused, "v1.x", true, at)
+            db.add_current_key(video, k_refused, "v1.x", None, at)
                 .await
                 .unwrap(),
-            AddKeyOutcome::HasCurrent(k1)
+            AddKeyOutcome::Stale { current: Some(k1) }
         );
         assert!(
             db.content_key(video, k_refused).await.unwrap().is_none(),
             "{label}: a refused generate writes nothing"
         );
         assert_eq!(
-            db.add_current_key(Uuid::new_v4(), Uuid::new_v4(), "v1.x", false, at)
+            db.add_current_key(Uuid::new_v4(), Uuid::new_v4(), "v1.x", None, at)
                 .await
                 .unwrap(),
             AddKeyOutcome::NoTitle
@@ -71,7 +71,7 @@ async fn generate_rotate_retire_revoke() {
         // Rotate: a new current key; the old one still in service.
         let k2 = Uuid::new_v4();
         assert_eq!(
-            db.add_current_key(video, k2, "v1.k2", false, at + Duration::seconds(1))
+            db.add_current_key(video, k2, "v1.k2", Some(k1), at + Duration::seconds(1))
                 .await
                 .unwrap(),
             AddKeyOutcome::Added { previous: Some(k1) }
@@ -375,4 +375,52 @@ async fn postgres_migration_0003_is_rerunnable_by_hand() {
     let sql = include_str!("../../migrations/postgres/0003_key_lifecycle_and_audit.sql");
     // Applied by migrate() already; every statement is IF NOT EXISTS, so a second run is clean.
     sqlx::raw_sql(sql).execute(pool).await.unwrap();
+}
+
+/// Eight writers adding a key to `video` at once, all expecting `expected` as the current key;
+/// returns the keys that were added.
+async fn race_from(db: &Db, label: &str, video: Uuid, expected: Option<Uuid>) -> Vec<Uuid> {
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let key = Uuid::new_v4();
+                let outcome = db
+                    .add_current_key(video, key, "v1.race", expected, now())
+                    .await;
+                (key, outcome.unwrap())
+            })
+        })
+        .collect();
+    let mut won = vec![];
+    for task in tasks {
+        match task.await.unwrap() {
+            (key, AddKeyOutcome::Added { previous }) => {
+                assert_eq!(previous, expected, "{label}");
+                won.push(key);
+            }
+            (_, AddKeyOutcome::Stale { current }) => assert_ne!(current, expected, "{label}"),
+            (_, AddKeyOutcome::NoTitle) => panic!("{label}: the title exists"),
+        }
+    }
+    won
+}
+
+/// Generate and rotate are a compare-and-set: of writers that expected the same current key,
+/// exactly one wins and the others store nothing, on both databases (SQLite: `BEGIN
+/// IMMEDIATE`, no `database is locked`; Postgres: the title's row lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_key_changes_have_one_winner_per_starting_key() {
+    for t in TestDb::all().await {
+        let db = t.connect().await;
+        let label = t.label;
+        let video = new_file(&db).await;
+        let first = race_from(&db, label, video, None).await;
+        assert_eq!(first.len(), 1, "{label}: one generate wins");
+        let second = race_from(&db, label, video, Some(first[0])).await;
+        assert_eq!(second.len(), 1, "{label}: one rotation wins");
+        assert_eq!(db.current_key_id(video).await.unwrap(), Some(second[0]));
+        let keys = db.content_keys_for(video).await.unwrap();
+        assert_eq!(keys.len(), 2, "{label}: losers stored nothing");
+    }
 }

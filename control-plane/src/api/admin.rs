@@ -14,7 +14,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::error::ApiError;
-use super::extract::{path_uuid, Admin, ApiJson};
+use super::extract::{path_uuid, Admin, ApiJson, JsonBody, SMALL_JSON_BODY};
 use super::AppState;
 use crate::admin::{self, KeyRevocation, SubscriptionChange};
 
@@ -26,6 +26,10 @@ pub const MAX_USER_ID_LEN: usize = 255;
 pub struct SubscriptionBody {
     /// A tier's name (`GET /tiers`): `free`, `pro`, `enterprise` or one an admin created.
     tier: String,
+}
+
+impl JsonBody for SubscriptionBody {
+    const MAX_BYTES: usize = SMALL_JSON_BODY;
 }
 
 /// `POST /admin/v1/videos/{videoId}/keys/{keyId}/revoke`.
@@ -41,7 +45,7 @@ pub struct SubscriptionBody {
         (status = 200, description = "Revoked (idempotent); edges told", body = KeyRevocation),
         (status = 404, description = "The title has no such key"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn revoke_key(
     State(app): State<AppState>,
@@ -85,7 +89,7 @@ pub async fn revoke_key(
         (status = 403, description = "No admin role (`admin_required`)"),
         (status = 415, description = "Not JSON"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn set_subscription(
     State(app): State<AppState>,

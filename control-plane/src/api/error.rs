@@ -75,6 +75,15 @@ impl ApiError {
         )
     }
 
+    /// 413 for a JSON body over its endpoint's limit ([`super::extract::JsonBody`]).
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The request body is larger than the {limit} bytes this endpoint accepts."),
+        )
+    }
+
     /// 422 for a tier name no tier has (the name is echoed, cut to 64 characters).
     pub fn unknown_tier(name: &str) -> Self {
         let shown: String = name.chars().take(64).collect();
@@ -122,6 +131,16 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::UnknownTier(name) => ApiError::unknown_tier(&name),
+            busy if busy.is_busy() => {
+                // Contention, not a fault: write transactions wait for the lock first (see
+                // `crate::db`), so this only happens under a sustained write storm.
+                tracing::warn!(error = %busy, "database busy");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_busy",
+                    "The database is busy with other writes; retry shortly.",
+                )
+            }
             other => ApiError::internal(other),
         }
     }

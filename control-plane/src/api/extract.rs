@@ -1,8 +1,9 @@
 //! Request extractors: the viewer's JWT (and the admin role), the edge's service token, JSON
-//! bodies and path ids.
+//! bodies held to a per-type size limit ([`JsonBody`]) and path ids.
 //!
 //! Each one rejects with an [`ApiError`], so every refusal is JSON with a reason code.
 
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
@@ -90,22 +91,66 @@ impl FromRequestParts<AppState> for EdgeService {
     }
 }
 
-/// A JSON body whose rejections (bad syntax, wrong shape, wrong content type) are JSON errors.
+/// A JSON request body and the most bytes its endpoint reads. Every [`ApiJson`] body names
+/// its limit, so a new JSON endpoint cannot fall back to axum's 2 MiB default.
+pub trait JsonBody: DeserializeOwned {
+    /// Larger bodies are refused with 413 `payload_too_large`, before any parsing.
+    const MAX_BYTES: usize;
+}
+
+/// The limit of JSON bodies that hold a few ids, names or settings.
+pub const SMALL_JSON_BODY: usize = 4 * 1024;
+
+/// A JSON body held to [`JsonBody::MAX_BYTES`], whose rejections (too large, bad syntax, wrong
+/// shape, wrong content type) are JSON errors.
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: JsonBody,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
+        let limit = T::MAX_BYTES;
+        // A declared length over the limit is refused without reading a byte of the body.
+        if content_length(req.headers()).is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::body_too_large(limit));
+        }
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|e| body_read_error(&e, limit))?;
+        match Json::<T>::from_request(Request::from_parts(parts, Body::from(bytes)), state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+/// The `Content-Length` a request declares, if any.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn body_read_error(e: &axum::Error, limit: usize) -> ApiError {
+    let over_limit =
+        std::error::Error::source(e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+    if over_limit {
+        ApiError::body_too_large(limit)
+    } else {
+        // The client stopped sending part-way (or sent a broken chunked body).
+        ApiError::bad_request(
+            "invalid_request",
+            "The request body could not be read to its end.",
+        )
     }
 }
 
@@ -162,13 +207,6 @@ pub fn valid_name(raw: &str, max: usize) -> Result<String, ApiError> {
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "The request body is larger than this endpoint accepts.",
-        );
-    }
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::admin::valid_user_id;
 use super::error::ApiError;
-use super::extract::{ApiJson, EdgeService};
+use super::extract::{ApiJson, EdgeService, JsonBody};
 use super::AppState;
 use crate::db::licenses::{DrmSystem, LicenseOutcome, NewLicense};
 use crate::db::now;
@@ -43,6 +43,10 @@ pub struct LicenseBatchBody {
     /// Each record is validated on its own (see [`LicenseRecordWire`]).
     #[schema(value_type = Vec<LicenseRecordWire>)]
     licenses: Vec<Value>,
+}
+
+impl JsonBody for LicenseBatchBody {
+    const MAX_BYTES: usize = MAX_BATCH_BYTES;
 }
 
 /// One record as sent by an edge, before validation.

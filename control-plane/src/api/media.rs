@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{path_uuid, unix_now, Admin, ApiJson, Viewer};
+use super::extract::{path_uuid, unix_now, Admin, ApiJson, JsonBody, Viewer, SMALL_JSON_BODY};
 use super::AppState;
 use crate::db::files::FileRecord;
 use crate::db::jobs::status as job_status;
@@ -32,6 +32,10 @@ pub struct TranscodeBody {
     /// Encrypt the title (HLS AES-128); needs a Pro or Enterprise subscription.
     #[serde(default)]
     enable_drm: bool,
+}
+
+impl JsonBody for TranscodeBody {
+    const MAX_BYTES: usize = SMALL_JSON_BODY;
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -214,7 +218,7 @@ pub async fn transcode_status(
         (status = 401, description = "No or bad token"),
         (status = 403, description = "Not an admin"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn monitor_jobs(
     State(app): State<AppState>,

@@ -152,6 +152,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 
 /// Every route. A handler with a `#[utoipa::path]` is registered with `routes!` (documented);
 /// path parameters are camelCase (`{fileId}`), the same at every position, as axum requires.
+/// JSON bodies are held to their own limits by [`extract::ApiJson`] ([`extract::JsonBody`]);
+/// the upload and SPEKE handlers read their bodies themselves, with their own limits.
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
@@ -169,11 +171,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(media::manifest))
         .routes(routes!(internal::entitlement))
         .routes(routes!(internal::content_key))
-        .routes({
-            let (schemas, paths, handler) = routes!(licenses::record);
-            let limit = DefaultBodyLimit::max(licenses::MAX_BATCH_BYTES);
-            (schemas, paths, handler.layer(limit))
-        })
+        .routes(routes!(licenses::record))
         .routes(routes!(admin::revoke_key))
         .routes(routes!(keys::list_keys, keys::generate_key))
         .routes(routes!(keys::rotate_key))

@@ -4,19 +4,28 @@
 //! Handlers are registered with utoipa-axum's `routes!` (see [`super::router`]), so a route and
 //! its documentation cannot drift apart. This module adds what is common to all of them:
 //!
-//! - security schemes: `bearer` (a viewer's HS256 JWT; admin endpoints also need the `admin`
-//!   role in its `roles` claim), `edge_token` (the edges' shared service token, also a bearer
+//! - security schemes: `bearer` (a viewer's HS256 JWT; admin operations list the `admin` role
+//!   in their requirement, `{"bearer": ["admin"]}`, and need it in the JWT's `roles` claim), `edge_token` (the edges' shared service token, also a bearer
 //!   token) and `speke` (the SPEKE v2 key provider's shared credential);
 //! - the `{"error","message"}` body ([`ErrorResponse`]) on every 4xx/5xx response documented
-//!   without a body (except for operations taking a non-JSON body, such as SPEKE's XML, whose
-//!   handlers document their error formats themselves), and a 500 and (for authenticated
-//!   operations) a 401 on every operation, since any handler can answer those.
+//!   without a body (a handler that answers some errors in another format, like SPEKE's
+//!   `text/plain` refusals, documents those with their content type);
+//! - the answers the shared extractors give, so no operation can forget them: a 500 on every
+//!   operation; 401 and 503 (`database_busy`) on every authenticated one; 403
+//!   (`admin_required`) on every one whose security is `{"bearer": ["admin"]}` (the [`Admin`]
+//!   extractor's operations); 400, 413 and 415 on every one taking a JSON body ([`ApiJson`]).
+//!
+//! `tests/openapi_conformance.rs` calls every operation of the document in the ways that
+//! reach those answers and fails on a status the operation does not declare.
+//!
+//! [`Admin`]: super::extract::Admin
+//! [`ApiJson`]: super::extract::ApiJson
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -75,9 +84,9 @@ impl Modify for Common {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "A viewer's HS256 JWT (issuer and audience from [jwt]). Admin \
-                         endpoints also need `admin` in its `roles` claim (else 403 \
-                         `admin_required`)."
+                        "A viewer's HS256 JWT (issuer and audience from [jwt]). Operations \
+                         whose requirement lists the `admin` role also need `admin` in its \
+                         `roles` claim (else 403 `admin_required`)."
                             .to_string(),
                     ))
                     .build(),
@@ -131,20 +140,17 @@ fn error_response(description: &str) -> Response {
 }
 
 fn complete_operation(op: &mut Operation) {
-    let authenticated = op.security.as_ref().is_some_and(|reqs| !reqs.is_empty());
-    // An operation taking a body other than JSON or a multipart form (SPEKE's CPIX XML) may
-    // answer some errors in its own format: its handler documents those itself.
-    let own_error_format = op.request_body.as_ref().is_some_and(|body| {
-        body.content
-            .keys()
-            .any(|ct| ct != "application/json" && ct != "multipart/form-data")
-    });
+    let requirements = op.security.as_deref().unwrap_or_default();
+    let authenticated = !requirements.is_empty();
+    let admin_only = requirements.iter().any(needs_admin_role);
+    let json_body = op
+        .request_body
+        .as_ref()
+        .is_some_and(|body| body.content.contains_key("application/json"));
     let responses: &mut BTreeMap<String, RefOr<Response>> = &mut op.responses.responses;
-    // Every 4xx/5xx documented without a body gets the error body.
+    // Every 4xx/5xx documented without a body gets the error body (a handler that answers
+    // some errors in another format, like SPEKE's text/plain, documents those with content).
     for (status, response) in responses.iter_mut() {
-        if own_error_format {
-            break;
-        }
         if !(status.starts_with('4') || status.starts_with('5')) {
             continue;
         }
@@ -154,12 +160,48 @@ fn complete_operation(op: &mut Operation) {
             }
         }
     }
-    if authenticated {
+    let mut add = |status: &str, description: &str| {
         responses
-            .entry("401".into())
-            .or_insert_with(|| RefOr::T(error_response("Missing or invalid credentials")));
+            .entry(status.into())
+            .or_insert_with(|| RefOr::T(error_response(description)));
+    };
+    if json_body {
+        // What `ApiJson` answers for any JSON body (see `extract::JsonBody`).
+        add(
+            "400",
+            "Malformed JSON or the wrong shape (`invalid_json`, `invalid_request`)",
+        );
+        add(
+            "413",
+            "Body larger than this endpoint's limit (`payload_too_large`; README: request body limits)",
+        );
+        add(
+            "415",
+            "Not `Content-Type: application/json` (`unsupported_media_type`)",
+        );
     }
-    responses
-        .entry("500".into())
-        .or_insert_with(|| RefOr::T(error_response("Internal error (details in the logs)")));
+    if authenticated {
+        add("401", "Missing or invalid credentials");
+        add("503", "The database is busy (`database_busy`); retry");
+    }
+    if admin_only {
+        add("403", "The JWT lacks the admin role (`admin_required`)");
+    }
+    add("500", "Internal error (details in the logs)");
 }
+
+/// True for `{"bearer": ["admin"]}`: the JWT must carry the admin role (an OpenAPI 3.1 role
+/// list on a non-OAuth scheme).
+fn needs_admin_role(requirement: &SecurityRequirement) -> bool {
+    serde_json::to_value(requirement)
+        .ok()
+        .and_then(|v| v.get("bearer").cloned())
+        .is_some_and(|roles| {
+            roles
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r == ADMIN_ROLE))
+        })
+}
+
+/// The role admin operations list under the `bearer` scheme.
+pub const ADMIN_ROLE: &str = "admin";

@@ -26,7 +26,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{path_user_id, path_uuid, valid_name, Admin, ApiJson, ApiQuery, Viewer};
+use super::extract::{
+    path_user_id, path_uuid, valid_name, Admin, ApiJson, ApiQuery, JsonBody, Viewer,
+    SMALL_JSON_BODY,
+};
 use super::pagination::{Page, PageQuery};
 use super::AppState;
 use crate::db::files::FileRecord;
@@ -83,11 +86,19 @@ pub struct NameBody {
     pub name: String,
 }
 
+impl JsonBody for NameBody {
+    const MAX_BYTES: usize = SMALL_JSON_BODY;
+}
+
 /// `{"role"}` of a member.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
     pub role: OrgRole,
+}
+
+impl JsonBody for RoleBody {
+    const MAX_BYTES: usize = SMALL_JSON_BODY;
 }
 
 /// Where a file is shared: an organization and/or a project (null to stop sharing).
@@ -98,6 +109,10 @@ pub struct SharingBody {
     pub organization_id: Option<Uuid>,
     #[serde(default)]
     pub project_id: Option<Uuid>,
+}
+
+impl JsonBody for SharingBody {
+    const MAX_BYTES: usize = SMALL_JSON_BODY;
 }
 
 /// A file as its owner lists it.
@@ -331,7 +346,7 @@ pub async fn my_orgs(
         (status = 400, description = "Bad `limit` or `cursor`"),
         (status = 403, description = "No admin role (`admin_required`)"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn all_orgs(
     State(app): State<AppState>,

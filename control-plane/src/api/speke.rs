@@ -33,7 +33,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::bearer;
+use super::extract::{bearer, content_length};
 use super::AppState;
 use crate::admin::audit;
 use crate::db::content_keys::{ContentKeyRecord, KeyInsert};
@@ -221,11 +221,7 @@ pub async fn copy_protection(
     let too_large = SpekeError::TooLarge {
         limit: MAX_DOCUMENT_BYTES,
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64) {
+    if content_length(&headers).is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64) {
         return Ok(speke_error(&too_large));
     }
     let content_type = headers

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{path_uuid, Admin, ApiJson, ApiQuery, Viewer};
+use super::extract::{path_uuid, Admin, ApiJson, ApiQuery, JsonBody, Viewer, SMALL_JSON_BODY};
 use super::orgs::{rfc3339, FileView};
 use super::pagination::{Page, PageQuery};
 use super::AppState;
@@ -74,6 +74,10 @@ pub struct TierBody {
     #[schema(minimum = 60, maximum = 31_622_400)]
     pub license_duration_secs: i64,
     pub persistent_licenses: bool,
+}
+
+impl JsonBody for TierBody {
+    const MAX_BYTES: usize = SMALL_JSON_BODY;
 }
 
 impl TierBody {
@@ -173,7 +177,7 @@ pub async fn list_tiers(
         (status = 415, description = "Not JSON"),
         (status = 422, description = "A value out of range (`invalid_name`, `invalid_value`)"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn create_tier(
     State(app): State<AppState>,
@@ -206,7 +210,7 @@ pub async fn create_tier(
         (status = 415, description = "Not JSON"),
         (status = 422, description = "A value out of range (`invalid_name`, `invalid_value`)"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn update_tier(
     State(app): State<AppState>,
@@ -341,7 +345,7 @@ pub struct UserView {
         (status = 400, description = "Bad `limit` or `cursor`"),
         (status = 403, description = "No admin role (`admin_required`)"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn list_users(
     State(app): State<AppState>,
@@ -442,7 +446,7 @@ pub struct JobsQuery {
         (status = 400, description = "Bad `status`, `limit` or `cursor`"),
         (status = 403, description = "No admin role (`admin_required`)"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub async fn list_jobs(
     State(app): State<AppState>,

@@ -3,20 +3,22 @@
 //! Fields named `files` or `file` are written chunk by chunk to `{uploads_dir}/{fileId}` (the
 //! client's file name is metadata only, never a path). The request's total is held to
 //! `storage.max_upload_bytes`: over it, every file written by the request is deleted and the
-//! answer is 413 `payload_too_large`.
+//! answer is 413 `payload_too_large`. A client that stops sending part-way (closes the
+//! connection) gets its partial files deleted too; that is 400 `upload_aborted`, logged at info,
+//! not a server error.
 
 use std::path::{Path, PathBuf};
 
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::Viewer;
+use super::extract::{content_length, Viewer};
 use super::AppState;
 use crate::db::files::NewFile;
 use crate::db::now;
@@ -75,7 +77,7 @@ pub async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<UploadResponse>), ApiError> {
     let limit = app.config.storage.max_upload_bytes;
-    if declared_length(&headers).is_some_and(|len| len > limit.saturating_add(MULTIPART_OVERHEAD)) {
+    if content_length(&headers).is_some_and(|len| len > limit.saturating_add(MULTIPART_OVERHEAD)) {
         return Err(ApiError::payload_too_large(limit));
     }
     let mut multipart = multipart.map_err(|e| {
@@ -203,20 +205,21 @@ async fn remove_all(saved: &[Saved]) {
 }
 
 fn multipart_error(e: MultipartError) -> ApiError {
+    // axum answers 500 for exactly one multipart failure: the request body stream broke (the
+    // client closed the connection or reset the stream part-way). That is the client's doing:
+    // a 400, logged without alarm.
+    if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::info!(error = %e.body_text(), "upload aborted by the client; partial files removed");
+        return ApiError::bad_request(
+            "upload_aborted",
+            "The upload ended before its multipart body was complete; nothing was stored.",
+        );
+    }
     ApiError::new(
         e.status(),
         "invalid_multipart",
         format!("The multipart body could not be read: {}", e.body_text()),
     )
-}
-
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 /// The client's file name reduced to its last component, without control characters.

@@ -12,7 +12,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{with_pool, Db, DbError};
+use super::{with_pool, BeginWrite, Db, DbError};
 
 /// How segment IVs are derived: not stored, taken from the media sequence number.
 pub const IV_FROM_MEDIA_SEQUENCE: &str = "media-sequence";
@@ -72,8 +72,9 @@ pub enum RetireOutcome {
 pub enum AddKeyOutcome {
     /// The title does not exist.
     NoTitle,
-    /// `first_only` was asked and the title already has a current key.
-    HasCurrent(Uuid),
+    /// The title's current key is not the one the caller expected (another generate or
+    /// rotation came first, or a generate found a key): nothing was written.
+    Stale { current: Option<Uuid> },
     /// Stored and made current; `previous` was the current key before.
     Added { previous: Option<Uuid> },
 }
@@ -202,30 +203,39 @@ impl Db {
         Ok(id.flatten())
     }
 
-    /// Stores a new wrapped key for a title and makes it the current key, in one transaction
-    /// (generate: `first_only`, refused when the title already has a current key; rotate: the
-    /// previous current key keeps serving). The key row and the pointer change together or
-    /// not at all.
+    /// Stores a new wrapped key for a title and makes it the current key, in one transaction,
+    /// if the title's current key is still `expected` (the one the caller started from; `None`
+    /// for a generate). A compare-and-set: of concurrent calls that expected the same key,
+    /// exactly one is [`AddKeyOutcome::Added`] and the others [`AddKeyOutcome::Stale`], with
+    /// nothing written for them. The key row and the pointer change together or not at all.
     pub async fn add_current_key(
         &self,
         content_id: Uuid,
         key_id: Uuid,
         wrapped: &str,
-        first_only: bool,
+        expected: Option<Uuid>,
         now: OffsetDateTime,
     ) -> Result<AddKeyOutcome, DbError> {
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let current: Option<Option<Uuid>> =
+            let mut tx = pool.begin_write().await?;
+            // A no-op write first: it locks the title's row on Postgres (SQLite's IMMEDIATE
+            // transaction already holds the database), so the read below sees the last
+            // committed pointer and no other writer can move it before this one commits.
+            let locked = sqlx::query("UPDATE files SET content_key_id = content_key_id WHERE id = $1")
+                .bind(content_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if locked == 0 {
+                return Ok(AddKeyOutcome::NoTitle);
+            }
+            let current: Option<Uuid> =
                 sqlx::query_scalar("SELECT content_key_id FROM files WHERE id = $1")
                     .bind(content_id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
-            let Some(previous) = current else {
-                return Ok(AddKeyOutcome::NoTitle);
-            };
-            if let (true, Some(existing)) = (first_only, previous) {
-                return Ok(AddKeyOutcome::HasCurrent(existing));
+            if current != expected {
+                return Ok(AddKeyOutcome::Stale { current });
             }
             sqlx::query(
                 "INSERT INTO content_keys (id, content_id, content_key, iv, algorithm, created_at)
@@ -238,25 +248,13 @@ impl Db {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            // The compare-and-set on the old pointer makes two concurrent rotations conflict
-            // instead of one silently overwriting the other.
-            let moved = sqlx::query(
-                "UPDATE files SET content_key_id = $2
-                 WHERE id = $1 AND content_key_id IS NOT DISTINCT FROM $3",
-            )
-            .bind(content_id)
-            .bind(key_id)
-            .bind(previous)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if moved != 1 {
-                return Err(DbError::Conflict(
-                    "the title's current key changed concurrently; retry",
-                ));
-            }
+            sqlx::query("UPDATE files SET content_key_id = $2 WHERE id = $1")
+                .bind(content_id)
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
-            Ok(AddKeyOutcome::Added { previous })
+            Ok(AddKeyOutcome::Added { previous: current })
         })
     }
 

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::content_keys::IV_IN_MEDIA;
-use super::{with_pool, Db, DbError};
+use super::{with_pool, BeginWrite, Db, DbError};
 
 /// A title's `transcoding_status` (the same vocabulary as its jobs).
 pub use super::status;
@@ -117,7 +117,7 @@ impl Db {
              RETURNING {FILE_COLUMNS}"
         );
         Ok(with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO users (id, email, created_at) VALUES ($1, NULL, $2)
                  ON CONFLICT (id) DO NOTHING",

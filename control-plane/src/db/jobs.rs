@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::files::PublishedTitle;
-use super::{with_pool, Db, DbError};
+use super::{with_pool, BeginWrite, Db, DbError};
 
 /// Job states as stored in `transcoding_jobs.status`.
 pub use super::status;
@@ -54,7 +54,7 @@ impl Db {
              RETURNING {JOB_COLUMNS}"
         );
         let result = with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let job = sqlx::query_as(&sql)
                 .bind(Uuid::new_v4())
                 .bind(file_id)
@@ -215,7 +215,7 @@ impl Db {
         now: OffsetDateTime,
     ) -> Result<(), DbError> {
         with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE transcoding_jobs SET status = 'completed', progress = 100,
                      manifest_url = $2, error_message = NULL, updated_at = $3
@@ -252,7 +252,7 @@ impl Db {
         now: OffsetDateTime,
     ) -> Result<(), DbError> {
         with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE transcoding_jobs SET status = 'failed', error_message = $2, updated_at = $3
                  WHERE id = $1",

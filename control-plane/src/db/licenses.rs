@@ -13,7 +13,7 @@ use playback::license::policy::LicenseKind;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{with_pool, Db, DbError};
+use super::{with_pool, BeginWrite, Db, DbError};
 
 /// The DRM system that issued a license, as stored in `media_licenses.drm_system`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,7 +109,7 @@ impl Db {
         now: OffsetDateTime,
     ) -> Result<LicenseBatch, DbError> {
         Ok(with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut batch = LicenseBatch {
                 outcomes: Vec::with_capacity(licenses.len()),
                 keys_unmatched: 0,

@@ -8,12 +8,20 @@
 //!
 //! Repositories, one file per aggregate: [`users`] (users, memberships, subscriptions),
 //! [`files`], [`jobs`], [`content_keys`], [`licenses`].
+//!
+//! Concurrency: every multi-statement write runs in a transaction opened by
+//! [`BeginWrite::begin_write`]. On SQLite that is `BEGIN IMMEDIATE`, which takes the write lock
+//! up front and so waits (up to the busy timeout) behind another writer; a plain `BEGIN` would
+//! read first and then fail to upgrade with `database is locked` (SQLITE_BUSY_SNAPSHOT in WAL
+//! mode, which no busy timeout retries) as soon as another writer committed in between.
+//! Contention that outlasts the wait is [`DbError::is_busy`], answered 503 `database_busy`.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Postgres, Sqlite, Transaction};
 use time::OffsetDateTime;
 
 pub mod content_keys;
@@ -70,6 +78,49 @@ impl DbError {
     /// True when the statement broke a unique constraint.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, DbError::Sqlx(sqlx::Error::Database(d)) if d.is_unique_violation())
+    }
+
+    /// True when the database refused for contention, not for the request: SQLite still locked
+    /// after the busy timeout (`SQLITE_BUSY`, `SQLITE_LOCKED` and their extended codes), or a
+    /// Postgres serialization failure, deadlock or lock timeout. Retrying may succeed.
+    pub fn is_busy(&self) -> bool {
+        let DbError::Sqlx(sqlx::Error::Database(d)) = self else {
+            return false;
+        };
+        let Some(code) = d.code() else {
+            return false;
+        };
+        if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            // The primary result code is the low byte of an extended one (517 = BUSY_SNAPSHOT).
+            return code
+                .parse::<i32>()
+                .is_ok_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED));
+        }
+        matches!(&*code, "40001" | "40P01" | "55P03")
+    }
+}
+
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+
+/// Opens a transaction that will write (see the module docs for why SQLite needs
+/// `BEGIN IMMEDIATE`). Implemented for both pool kinds so [`with_pool!`] bodies can call it.
+pub(crate) trait BeginWrite {
+    type Database: sqlx::Database;
+    async fn begin_write(&self) -> Result<Transaction<'static, Self::Database>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = Sqlite;
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = Postgres;
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.begin().await
     }
 }
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::files::FileRecord;
 use super::jobs::JobRecord;
-use super::{with_pool, Db, DbError};
+use super::{with_pool, BeginWrite, Db, DbError};
 
 /// A member's role inside an organization.
 #[derive(
@@ -93,6 +93,12 @@ pub fn is_foreign_key_violation(e: &DbError) -> bool {
 /// Why the last owner of an organization cannot be removed or demoted.
 pub const LAST_OWNER: &str = "an organization keeps at least one owner";
 
+/// A no-op write that takes the organization's row lock on Postgres (SQLite's IMMEDIATE
+/// transaction already holds the database): membership changes of one organization then run
+/// one after the other, so two owners demoted or removed at once cannot both pass the
+/// last-owner check under READ COMMITTED.
+const LOCK_ORGANIZATION: &str = "UPDATE organizations SET name = name WHERE id = $1";
+
 fn parse_after(after: Option<&str>) -> Option<Uuid> {
     // Callers pass keys they issued; an unparsable one is treated as "from the start".
     after.and_then(|a| Uuid::parse_str(a).ok())
@@ -109,7 +115,7 @@ impl Db {
     ) -> Result<Organization, DbError> {
         let id = Uuid::new_v4();
         Ok(with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let org: Organization = sqlx::query_as(
                 "INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)
                  RETURNING id, name, created_at",
@@ -206,7 +212,11 @@ impl Db {
         role: OrgRole,
     ) -> Result<(), DbError> {
         let outcome = with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(LOCK_ORGANIZATION)
+                .bind(organization_id)
+                .execute(&mut *tx)
+                .await?;
             if role != OrgRole::Owner {
                 let current: Option<String> = sqlx::query_scalar(
                     "SELECT role FROM organization_members
@@ -258,7 +268,11 @@ impl Db {
         user_id: &str,
     ) -> Result<bool, DbError> {
         let outcome = with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(LOCK_ORGANIZATION)
+                .bind(organization_id)
+                .execute(&mut *tx)
+                .await?;
             let current: Option<String> = sqlx::query_scalar(
                 "SELECT role FROM organization_members WHERE organization_id = $1 AND user_id = $2",
             )
