@@ -1321,7 +1321,9 @@ mod tests {
     #[test]
     fn trusted_proxies_are_checked_at_start_up() {
         assert_eq!(
-            invalid_key(from_toml("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"lb\"]")),
+            invalid_key(from_toml(
+                "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"lb\"]"
+            )),
             "server.trusted_proxies"
         );
         assert_eq!(
@@ -1338,7 +1340,11 @@ mod tests {
             rule.client_address("10.0.0.1".parse().unwrap(), &["for=203.0.113.7"]),
             "203.0.113.7".parse::<std::net::IpAddr>().unwrap()
         );
-        assert!(!from_toml("").unwrap().client_address_rule().unwrap().reads_header());
+        assert!(!from_toml("")
+            .unwrap()
+            .client_address_rule()
+            .unwrap()
+            .reads_header());
     }
 
     #[test]
