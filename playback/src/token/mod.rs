@@ -24,6 +24,13 @@ pub fn video_acl(video_id: &str) -> Vec<String> {
     vec![format!("/hls/{video_id}/*"), format!("/keys/{video_id}/*")]
 }
 
+/// The edge's manifest endpoint for a title, where a viewer JWT is traded for a signed
+/// master-playlist URL (`GET /playback/{videoId}/manifest`). The control plane hands it out;
+/// the edge routes it.
+pub fn playback_manifest_path(video_id: &str) -> String {
+    format!("/playback/{video_id}/manifest")
+}
+
 /// The edge path of a title's master playlist.
 pub fn hls_master_path(video_id: &str) -> String {
     format!("/hls/{video_id}/master.m3u8")
