@@ -10,10 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+use edge_proxy::app::secrets::jwt_keys;
 use edge_proxy::config::{JwtConfig, JwtKeyConfig};
-use edge_proxy::metrics::Metrics;
-use edge_proxy::sessions::cloudfront_memo::VerifiedSignatures;
-use edge_proxy::viewer::ViewerAuth;
+use edge_proxy::core::metrics::Metrics;
+use edge_proxy::gate::cloudfront_memo::VerifiedSignatures;
+use edge_proxy::gate::viewer::ViewerAuth;
 use playback::jwt::{Algorithm, Claims, JwtRules, JwtSigner, JwtVerifier, KeyRing};
 use playback::token::cloudfront::{
     params_from_query, CloudFrontSigner, CloudFrontVerifier, HashAlgorithm, Policy,
@@ -223,7 +224,8 @@ fn jwt_cached(c: &mut Criterion) {
             keys: keys_config,
             ..Default::default()
         };
-        let auth = ViewerAuth::new(&config, &hs256_secret, Arc::new(Metrics::new())).unwrap();
+        let keys = jwt_keys(&config, &hs256_secret).unwrap();
+        let auth = ViewerAuth::new(&config, keys, Arc::new(Metrics::new())).unwrap();
         let token = signer.sign(&claims(now));
         runtime
             .block_on(auth.verify(&token, now))

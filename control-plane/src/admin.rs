@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::content_keys::{AddKeyOutcome, RetireOutcome};
-use crate::db::key_audit::{KeyAction, KeyEvent};
+use crate::db::key_audit::{audit, KeyAction, KeyEvent};
 use crate::db::{now, Db, DbError};
 use crate::invalidation::{Invalidation, Invalidator};
 use crate::keys::{CustodyError, KeyCustody};
@@ -65,14 +65,6 @@ pub struct KeyRetirement {
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
-
-/// Appends a key audit record. A failed audit write is logged loudly but does not undo or fail
-/// the operation it describes (that already happened).
-pub async fn audit(db: &Db, event: &KeyEvent<'_>) {
-    if let Err(e) = db.record_key_event(event).await {
-        tracing::error!(action = event.action.as_str(), actor = event.actor, error = %e, "could not write a key audit record");
-    }
 }
 
 /// Generates a title's key through custody and stores it as the current key: the first key

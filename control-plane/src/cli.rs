@@ -229,8 +229,7 @@ fn init_secrets(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn token(config: &Config, sub: String, admin: bool, ttl_secs: u64) -> anyhow::Result<()> {
-    let secret =
-        secrets::read_key_material("jwt.hs256_secret_file", &config.jwt.hs256_secret_file)?;
+    let secret = server::jwt_secret(&config.jwt)?;
     let issued = u64::try_from(now().unix_timestamp()).unwrap_or(0);
     let claims = Claims {
         sub,
@@ -279,14 +278,7 @@ fn init_hsm_key(config: &Config) -> anyhow::Result<()> {
     if c.module.as_os_str().is_empty() {
         anyhow::bail!("keys.pkcs11.module: set [keys.pkcs11] module, token_label, pin_file and key_label first");
     }
-    let mut pc = Pkcs11Config::new(
-        c.module.clone(),
-        c.token_label.clone(),
-        c.pin_file.clone(),
-        c.key_label.clone(),
-    );
-    pc.max_sessions = c.max_sessions;
-    match init_wrapping_key(&pc)? {
+    match init_wrapping_key(&Pkcs11Config::from_config(c))? {
         WrappingKeyInit::Created => println!(
             "created AES-256 wrapping key {:?} in token {:?} (sensitive, not extractable)",
             c.key_label, c.token_label

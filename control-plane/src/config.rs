@@ -2,8 +2,8 @@
 //!
 //! Sources, later ones winning: the TOML file given with `--config`, environment variables
 //! prefixed `CP_` with nested keys split by `__` (`CP_DATABASE__URL`, `CP_SERVER__LISTEN`), and
-//! `DATABASE_URL` for `database.url`. Secrets are never inline: the file names paths to them and
-//! [`crate::secrets`] reads them. [`Config::validate`] checks everything that can be checked
+//! `DATABASE_URL` for `database.url`. Secrets are never inline: the file names paths to them,
+//! which the wiring reads at start-up. [`Config::validate`] checks everything that can be checked
 //! without touching the network and names the offending key and the fix.
 
 use std::net::SocketAddr;

@@ -8,7 +8,7 @@
 //! owner, the members of the organization a title is shared with, and the members of the
 //! project it is shared with may play it (a project share does not open the title to the rest
 //! of the organization); a DRM-protected title also needs a tier with `can_use_drm`. Sharing
-//! is set by the owner (`PUT /files/{fileId}/sharing`, [`crate::api::orgs`]); memberships by
+//! is set by the owner (`PUT /files/{fileId}/sharing`); memberships by
 //! organization owners/admins. `tests/api_admin.rs` checks the edges' answers for each case.
 
 use playback::entitlement::{decide_playback, Access, VideoFacts, ViewerFacts};
@@ -16,7 +16,7 @@ use playback::Reason;
 use time::OffsetDateTime;
 
 use crate::db::files::FileRecord;
-use crate::db::users::{TierName, TierPolicy};
+use crate::db::users::{valid_user_id, TierName, TierPolicy};
 use crate::db::{Db, DbError};
 
 /// A playback decision together with the tier that governs the viewer (their active
@@ -38,17 +38,6 @@ pub fn video_facts(file: &FileRecord) -> VideoFacts {
     }
 }
 
-/// Longest user id (JWT `sub`) a user row can have.
-pub const MAX_USER_ID_LEN: usize = playback::jwt::MAX_SUBJECT_LEN;
-
-/// False for an id no user can have: users are created from accepted JWT subjects
-/// (`playback::jwt::is_valid_subject`: 1 to 255 bytes, no control characters). Such ids are
-/// answered as nobody without a query (Postgres refuses NUL bytes in text, which would
-/// otherwise be a 500).
-pub fn is_possible_user_id(user_id: &str) -> bool {
-    playback::jwt::is_valid_subject(user_id)
-}
-
 fn nobody(user_id: &str) -> ViewerFacts {
     ViewerFacts {
         user_id: user_id.to_string(),
@@ -64,7 +53,7 @@ pub async fn viewer_facts(
     user_id: &str,
     now: OffsetDateTime,
 ) -> Result<ViewerFacts, DbError> {
-    if !is_possible_user_id(user_id) {
+    if !valid_user_id(user_id) {
         return Ok(nobody(user_id));
     }
     let to_strings = |ids: Vec<uuid::Uuid>| ids.into_iter().map(|id| id.to_string()).collect();
@@ -95,7 +84,7 @@ pub async fn decide_with_tier(
     user_id: &str,
     now: OffsetDateTime,
 ) -> Result<Verdict, DbError> {
-    if !is_possible_user_id(user_id) {
+    if !valid_user_id(user_id) {
         let tier = db
             .tier_policy(TierName::Free)
             .await?
@@ -125,7 +114,7 @@ pub async fn can_see(db: &Db, file: &FileRecord, user_id: &str) -> Result<bool, 
     if file.owner_id == user_id {
         return Ok(true);
     }
-    if !is_possible_user_id(user_id) {
+    if !valid_user_id(user_id) {
         return Ok(false);
     }
     if let Some(org) = file.organization_id {

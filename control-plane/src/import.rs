@@ -21,13 +21,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::admin::audit;
-use crate::api::admin::valid_user_id;
 use crate::db::files::{ImportedTitle, NewFile};
-use crate::db::key_audit::{KeyAction, KeyEvent};
+use crate::db::key_audit::{audit, KeyAction, KeyEvent};
+use crate::db::users::valid_user_id;
 use crate::db::{now, Db, DbError};
 use crate::keys::{ContentKey, CustodyError, KeyCustody, CONTENT_KEY_LEN};
-use crate::transcode::runner::{manifest_url, STAGING_DIR};
+use crate::origin::{manifest_url, STAGING_DIR};
 
 /// Deepest directory nesting copied from a packaged title.
 pub const MAX_DEPTH: usize = 16;

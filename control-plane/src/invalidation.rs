@@ -16,9 +16,8 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis_link::RedisLink;
 use serde_json::json;
-use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::config::RedisConfig;
@@ -80,14 +79,7 @@ impl Invalidation {
 
 /// Publishes invalidations to edges through Redis, or does nothing when `[redis]` is off.
 pub struct Invalidator {
-    link: Option<Link>,
-}
-
-struct Link {
-    client: redis::Client,
-    prefix: String,
-    timeout: Duration,
-    connection: OnceCell<ConnectionManager>,
+    link: Option<RedisLink>,
 }
 
 impl std::fmt::Debug for Invalidator {
@@ -108,17 +100,12 @@ impl Invalidator {
     /// The invalidator `[redis]` describes. Nothing connects until the first notification, so
     /// the control plane starts while Redis is down.
     pub fn from_config(config: &RedisConfig) -> Result<Invalidator, redis::RedisError> {
-        if config.url.is_empty() {
-            return Ok(Invalidator::disabled());
-        }
-        Ok(Invalidator {
-            link: Some(Link {
-                client: redis::Client::open(config.url.as_str())?,
-                prefix: config.key_prefix.clone(),
-                timeout: Duration::from_millis(config.timeout_ms),
-                connection: OnceCell::new(),
-            }),
-        })
+        let link = RedisLink::open(
+            &config.url,
+            &config.key_prefix,
+            Duration::from_millis(config.timeout_ms),
+        )?;
+        Ok(Invalidator { link })
     }
 
     /// True when `[redis] url` is set.
@@ -128,7 +115,7 @@ impl Invalidator {
 
     /// `{key_prefix}invalidations`, when enabled.
     pub fn channel(&self) -> Option<String> {
-        self.link.as_ref().map(|l| format!("{}{CHANNEL}", l.prefix))
+        self.link.as_ref().map(|l| l.key(CHANNEL))
     }
 
     /// Deletes the L2 entry `change` makes stale, then publishes it. True when both were done
@@ -137,8 +124,25 @@ impl Invalidator {
         let Some(link) = &self.link else {
             return false;
         };
-        match tokio::time::timeout(link.timeout, link.send(change)).await {
-            Ok(Ok(receivers)) => {
+        let (key, field) = change.l2_entry(link.prefix());
+        let channel = link.key(CHANNEL);
+        let message = change.message();
+        // DEL/HDEL then PUBLISH, pipelined on one connection (Redis runs them in order); the
+        // answer is the number of subscribers that received the message.
+        let sent = link
+            .run("invalidation", |mut connection| async move {
+                let mut pipe = redis::pipe();
+                match field {
+                    Some(field) => pipe.hdel(key, field).ignore(),
+                    None => pipe.del(key).ignore(),
+                };
+                pipe.publish(channel, message);
+                let (receivers,): (i64,) = pipe.query_async(&mut connection).await?;
+                Ok(receivers)
+            })
+            .await;
+        match sent {
+            Ok(receivers) => {
                 tracing::info!(
                     kind = change.kind(),
                     receivers,
@@ -146,47 +150,16 @@ impl Invalidator {
                 );
                 true
             }
-            Ok(Err(e)) => {
-                tracing::warn!(kind = change.kind(), error = %e, "could not publish an invalidation; edges will see the change when their caches expire");
-                false
-            }
-            Err(_) => {
+            Err(down) => {
                 tracing::warn!(
                     kind = change.kind(),
-                    timeout_ms = link.timeout.as_millis() as u64,
-                    "publishing an invalidation timed out; edges will see the change when their caches expire"
+                    error = %down,
+                    timeout_ms = link.timeout().as_millis() as u64,
+                    "could not publish an invalidation; edges will see the change when their caches expire"
                 );
                 false
             }
         }
-    }
-}
-
-impl Link {
-    /// DEL/HDEL then PUBLISH, pipelined on one connection (Redis runs them in order).
-    /// Returns the number of subscribers that received the message.
-    async fn send(&self, change: &Invalidation) -> redis::RedisResult<i64> {
-        let mut connection = self.connection().await?;
-        let (key, field) = change.l2_entry(&self.prefix);
-        let mut pipe = redis::pipe();
-        match field {
-            Some(field) => pipe.hdel(key, field).ignore(),
-            None => pipe.del(key).ignore(),
-        };
-        pipe.publish(format!("{}{CHANNEL}", self.prefix), change.message());
-        let (receivers,): (i64,) = pipe.query_async(&mut connection).await?;
-        Ok(receivers)
-    }
-
-    async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(self.timeout)
-            .set_response_timeout(self.timeout)
-            .set_number_of_retries(1);
-        self.connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
     }
 }
 

@@ -1,9 +1,14 @@
-//! Secret files: creating them (`control-plane init-secrets`) and reading them at start-up.
+//! Secret files: creating them (`control-plane init-secrets`) and reading them.
 //!
 //! Every secret lives in its own file, mode 0600, named by a path in the configuration. Reading
 //! one checks existence, permissions-independent size and shape, and fails with an error that
 //! names the configuration key and the command that fixes it. Secret bytes are never logged and
 //! never appear in an error.
+//!
+//! This module knows the formats; which secrets the service reads, and when, is decided by the
+//! wiring (`server`, and `cli` for its commands), which hands the values to the components
+//! that use them. A [`CredentialFile`] is the one secret read on every use (so it can rotate
+//! without a restart); the wiring builds it and checks it at start-up.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -152,6 +157,51 @@ pub fn read_service_token(key: &'static str, path: &Path) -> Result<String, Secr
         return Err(invalid(key, path, "holds fewer than 32 characters".into()));
     }
     Ok(token)
+}
+
+/// Most lines a [`CredentialFile`] holds: the current credential and the next.
+pub const MAX_CREDENTIALS: usize = 2;
+/// Shortest credential a [`CredentialFile`] accepts.
+pub const MIN_CREDENTIAL_LEN: usize = 32;
+
+/// A shared-credential file read again on every use, so a rotation needs no restart: one value
+/// per line, two during a rotation (both accepted; lines after the second are ignored), each at
+/// least [`MIN_CREDENTIAL_LEN`] characters. Errors name the configuration key, never a value.
+#[derive(Debug, Clone)]
+pub struct CredentialFile {
+    key: &'static str,
+    path: PathBuf,
+}
+
+impl CredentialFile {
+    /// The file `path`, configured as `key` (`"speke.credential_file"`).
+    pub fn new(key: &'static str, path: &Path) -> Self {
+        CredentialFile {
+            key,
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// The credentials the file holds now.
+    pub fn read(&self) -> Result<Vec<String>, String> {
+        let key = self.key;
+        let bytes = read_key_material(key, &self.path).map_err(|e| e.to_string())?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| format!("{key}: the file is not UTF-8 text"))?;
+        let credentials: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(MAX_CREDENTIALS)
+            .map(str::to_string)
+            .collect();
+        if credentials.is_empty() || credentials.iter().any(|c| c.len() < MIN_CREDENTIAL_LEN) {
+            return Err(format!(
+                "{key}: every line must hold at least {MIN_CREDENTIAL_LEN} characters"
+            ));
+        }
+        Ok(credentials)
+    }
 }
 
 fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, SecretError> {

@@ -1,29 +1,20 @@
-//! The control plane's internal API, as the edge sees it: entitlement answers (cached) and
-//! wrapped content keys.
+//! The control plane's internal API, as the edge sees it: the one client for entitlement
+//! answers, transport-wrapped content keys and license records (`POST
+//! /internal/v1/licenses`), and the control plane's health.
 //!
 //! Calls carry `Authorization: Bearer <service token>` and a timeout
-//! (`control_plane.timeout_ms`). Entitlements are cached per (user, video) in two layers:
-//! moka in process (L1) and, with `[redis]`, a hash `{prefix}l2:ent:{userId}` shared by every
-//! edge (L2, field = video id, value = the answer and its expiry). Allowed answers live
-//! `cache.entitlement_ttl_secs`, refusals the shorter `cache.negative_ttl_secs` so a fresh grant
-//! is seen quickly. The control plane deletes the L2 hash and announces an invalidation when a
-//! subscription changes; [`crate::invalidation`] then drops the L1 entries here. Failures to
-//! reach the control plane are never cached. Log lines name the endpoint and the failure, never
-//! the token.
+//! (`control_plane.timeout_ms`). Nothing is cached here: entitlements are cached by
+//! `access::entitlements`, plaintext keys by `licensing::keys`, and records wait in the
+//! durable outbox of `records::ledger`. Failures are never cached. Log lines name the endpoint
+//! and the failure, never the token.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use moka::future::Cache;
-use moka::Expiry;
 use playback::license::policy::{LicenseKind, LicensePolicy};
 use playback::Reason;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CacheConfig, ControlPlaneConfig};
-use crate::edge::now_unix;
-use crate::metrics::Metrics;
-use crate::redis_link::RedisLink;
+use crate::config::ControlPlaneConfig;
 
 /// The control plane's answer to "may this user play this video?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,16 +41,6 @@ impl Terms {
     };
 }
 
-/// An entitlement as kept in the shared L2 hash.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SharedEntitlement {
-    terms: Option<Terms>,
-    reason: Option<String>,
-    /// Unix time after which the entry is stale.
-    until: u64,
-}
-
 /// The control plane's answer to "what is this content key?".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WrappedKey {
@@ -74,16 +55,66 @@ pub enum WrappedKey {
 #[error("control plane unavailable: {0}")]
 pub struct Unavailable(pub String);
 
+/// One issued license, as `POST /internal/v1/licenses` takes it.
+///
+/// Fields are kept as the edge has them (strings); the control plane validates them, and a
+/// record it refuses never blocks the others (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseRecord {
+    /// A UUID, the `media_licenses` primary key.
+    pub id: String,
+    /// A UUID.
+    pub video_id: String,
+    pub user_id: String,
+    /// A UUID (`content_keys.id`), when the license carries one identified key.
+    pub key_id: Option<String>,
+    /// `clearkey`, `aes128`, `fairplay`, `widevine` or `playready`.
+    pub drm_system: String,
+    /// `rental` or `persistent` ([`playback::license::policy::LicenseKind::as_str`]).
+    pub license_type: String,
+    /// Unix seconds.
+    pub issued_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub device_id: Option<String>,
+}
+
+/// The control plane's answer to a batch.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LicenseBatchAnswer {
+    pub recorded: u64,
+    pub duplicates: u64,
+    pub rejected: Vec<Rejection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Rejection {
+    pub id: String,
+    pub reason: String,
+}
+
+impl Rejection {
+    /// True when this rejection names `record`.
+    pub fn is(&self, record: &LicenseRecord) -> bool {
+        self.id.eq_ignore_ascii_case(&record.id)
+    }
+}
+
+/// Why a POST did not go through.
+pub enum PostFailure {
+    /// Try the same records again later.
+    Retry(String),
+    /// The control plane refuses this batch as such (400, 413, 422).
+    Unacceptable(u16),
+}
+
 /// Client for the internal API.
 pub struct ControlPlane {
     base_url: String,
     bearer: String,
     http: reqwest::Client,
-    entitlements: Cache<(String, String), Entitlement>,
-    shared: Option<Arc<RedisLink>>,
-    allowed_ttl: Duration,
-    denied_ttl: Duration,
-    metrics: Arc<Metrics>,
 }
 
 #[derive(Deserialize)]
@@ -102,34 +133,11 @@ struct KeyBody {
     wrapped_key: String,
 }
 
-/// Per-entry lifetimes: allowed answers live longer than refusals.
-struct EntitlementExpiry {
-    allowed: Duration,
-    denied: Duration,
-}
-
-impl Expiry<(String, String), Entitlement> for EntitlementExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &(String, String),
-        value: &Entitlement,
-        _now: Instant,
-    ) -> Option<Duration> {
-        Some(match value {
-            Entitlement::Allowed(_) => self.allowed,
-            Entitlement::Denied(_) => self.denied,
-        })
-    }
-}
-
 impl ControlPlane {
     /// A client for `config.url`, authenticating with `service_token`.
     pub fn new(
         config: &ControlPlaneConfig,
-        cache: &CacheConfig,
         service_token: &str,
-        shared: Option<Arc<RedisLink>>,
-        metrics: Arc<Metrics>,
     ) -> Result<ControlPlane, reqwest::Error> {
         let timeout = Duration::from_millis(config.timeout_ms);
         let http = reqwest::Client::builder()
@@ -137,147 +145,15 @@ impl ControlPlane {
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let allowed_ttl = Duration::from_secs(cache.entitlement_ttl_secs);
-        let denied_ttl = Duration::from_secs(cache.negative_ttl_secs);
-        let entitlements = Cache::builder()
-            .max_capacity(cache.max_entries)
-            .expire_after(EntitlementExpiry {
-                allowed: allowed_ttl,
-                denied: denied_ttl,
-            })
-            .support_invalidation_closures()
-            .build();
         Ok(ControlPlane {
             base_url: config.url.trim_end_matches('/').to_string(),
             bearer: format!("Bearer {service_token}"),
             http,
-            entitlements,
-            shared,
-            allowed_ttl,
-            denied_ttl,
-            metrics,
         })
     }
 
-    /// Drops cached answers for `user_id` (one title, or all of them) from L1.
-    pub fn forget_entitlements(&self, user_id: &str, video_id: Option<&str>) {
-        match video_id {
-            Some(video) => {
-                let key = (user_id.to_string(), video.to_string());
-                self.entitlements
-                    .invalidate_entries_if(move |k, _| *k == key)
-            }
-            None => {
-                let user = user_id.to_string();
-                self.entitlements
-                    .invalidate_entries_if(move |k, _| k.0 == user)
-            }
-        }
-        .map(|_| ())
-        .unwrap_or_else(|e| tracing::error!(error = %e, "could not drop cached entitlements"));
-    }
-
-    /// Drops every cached answer from L1 (after missing invalidations while Redis was away).
-    pub fn forget_all_entitlements(&self) {
-        self.entitlements.invalidate_all();
-    }
-
-    /// Whether `user_id` may play `video_id`, from the cache or the control plane.
+    /// Whether `user_id` may play `video_id`, asked now.
     pub async fn entitlement(
-        &self,
-        user_id: &str,
-        video_id: &str,
-    ) -> Result<Entitlement, Unavailable> {
-        let key = (user_id.to_string(), video_id.to_string());
-        if let Some(hit) = self.entitlements.get(&key).await {
-            self.metrics.cache_lookup("entitlement", true);
-            return Ok(hit);
-        }
-        self.metrics.cache_lookup("entitlement", false);
-        if let Some(hit) = self.shared_entitlement(user_id, video_id).await {
-            self.entitlements.insert(key, hit).await;
-            return Ok(hit);
-        }
-        let answer = self.fetch_entitlement(user_id, video_id).await?;
-        self.entitlements.insert(key, answer).await;
-        self.share_entitlement(user_id, video_id, answer);
-        Ok(answer)
-    }
-
-    /// The L2 answer, when Redis has a fresh one.
-    async fn shared_entitlement(&self, user_id: &str, video_id: &str) -> Option<Entitlement> {
-        let link = self.shared.as_ref()?;
-        let hash = link.key(&format!("l2:ent:{user_id}"));
-        let field = video_id.to_string();
-        let raw: Option<String> = link
-            .run("entitlement l2", |mut c| async move {
-                redis::cmd("HGET")
-                    .arg(hash)
-                    .arg(field)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await
-            .ok()
-            .flatten();
-        let entry = raw.and_then(|raw| serde_json::from_str::<SharedEntitlement>(&raw).ok());
-        let answer = match entry {
-            Some(entry) if entry.until > now_unix() => match (entry.terms, entry.reason) {
-                (Some(terms), _) => Some(Entitlement::Allowed(terms)),
-                (None, Some(code)) => Reason::from_code(&code).map(Entitlement::Denied),
-                (None, None) => None,
-            },
-            _ => None,
-        };
-        self.metrics
-            .cache_lookup("entitlement_l2", answer.is_some());
-        answer
-    }
-
-    /// Writes `answer` to L2 in the background (the response does not wait for Redis).
-    fn share_entitlement(&self, user_id: &str, video_id: &str, answer: Entitlement) {
-        let Some(link) = self.shared.clone() else {
-            return;
-        };
-        let ttl = match answer {
-            Entitlement::Allowed(_) => self.allowed_ttl,
-            Entitlement::Denied(_) => self.denied_ttl,
-        };
-        let entry = match answer {
-            Entitlement::Allowed(terms) => SharedEntitlement {
-                terms: Some(terms),
-                reason: None,
-                until: now_unix() + ttl.as_secs(),
-            },
-            Entitlement::Denied(reason) => SharedEntitlement {
-                terms: None,
-                reason: Some(reason.code().to_string()),
-                until: now_unix() + ttl.as_secs(),
-            },
-        };
-        let Ok(value) = serde_json::to_string(&entry) else {
-            return;
-        };
-        let hash = link.key(&format!("l2:ent:{user_id}"));
-        let field = video_id.to_string();
-        // The hash outlives its longest entry; each entry carries its own expiry.
-        let hash_ttl = self.allowed_ttl.max(self.denied_ttl).as_secs().max(1);
-        tokio::spawn(async move {
-            let _ = link
-                .run("entitlement l2", |mut c| async move {
-                    redis::pipe()
-                        .hset(&hash, field, value)
-                        .ignore()
-                        .expire(&hash, hash_ttl as i64)
-                        .ignore()
-                        .query_async::<()>(&mut c)
-                        .await
-                })
-                .await;
-        });
-    }
-
-    async fn fetch_entitlement(
         &self,
         user_id: &str,
         video_id: &str,
@@ -325,8 +201,7 @@ impl ControlPlane {
         Ok(Entitlement::Denied(reason))
     }
 
-    /// The transport-wrapped content key `key_id` of `video_id`. Never cached here: the
-    /// plaintext cache in [`crate::keys`] sits in front of this.
+    /// The transport-wrapped content key `key_id` of `video_id`.
     pub async fn wrapped_key(
         &self,
         video_id: &str,
@@ -368,6 +243,50 @@ impl ControlPlane {
                 self.base_url,
                 describe(&e)
             )),
+        }
+    }
+
+    /// Sends a batch of license records (idempotent by id on the control plane's side).
+    pub async fn post_licenses(
+        &self,
+        records: &[&LicenseRecord],
+    ) -> Result<LicenseBatchAnswer, PostFailure> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            licenses: Vec<&'a LicenseRecord>,
+        }
+        let body = Body {
+            licenses: records.to_vec(),
+        };
+        let response = self
+            .http
+            .post(format!("{}/internal/v1/licenses", self.base_url))
+            .header(http::header::AUTHORIZATION, &self.bearer)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| PostFailure::Retry(describe(&e).into()))?;
+        let status = response.status().as_u16();
+        match status {
+            200 => {}
+            400 | 413 | 422 => return Err(PostFailure::Unacceptable(status)),
+            401 | 403 => {
+                tracing::error!(
+                    status,
+                    "control plane refused the service token for license records; check \
+                     control_plane.service_token_file"
+                );
+                return Err(PostFailure::Retry(format!("status {status}")));
+            }
+            _ => return Err(PostFailure::Retry(format!("status {status}"))),
+        }
+        match response.json::<LicenseBatchAnswer>().await {
+            Ok(answer) => Ok(answer),
+            Err(e) => {
+                // The batch was taken (200); an unreadable summary only loses the rejections.
+                tracing::warn!(cause = describe(&e), "unreadable answer to license records");
+                Ok(LicenseBatchAnswer::default())
+            }
         }
     }
 }

@@ -12,18 +12,21 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
+use playback::token::admission::{revocation_candidates, split_token_segment};
 use playback::token::cloudfront::{params_from_query, signed_resource, url_safe_b64_decode};
 use playback::token::edgeauth::RequestFacts;
 use playback::token::session::{decode_data, raw_fields, SessionSubject};
 use playback::token::{acl_matches, ip_matches};
 use playback::Reason;
 
-use crate::config::EdgeConfig;
-use crate::edge::{cloudfront_verifier, now_unix};
-use crate::revocation::{Revocations, RevokedKind};
-use crate::serve::manifest::rfc3339;
-use crate::sessions::propagation::split_path_token;
-use crate::sessions::Sessions;
+use crate::app::build::cloudfront_verifier;
+use crate::app::secrets::cloudfront_keys;
+use crate::config::{ConfigError, EdgeConfig};
+use crate::core::clock::{now_unix, rfc3339};
+use crate::core::errors::EdgeError;
+use crate::core::redis::from_config as redis_link_from;
+use crate::gate::revocation::Revocations;
+use crate::gate::sessions::Sessions;
 
 /// What the input turned out to be.
 enum Input {
@@ -68,7 +71,7 @@ fn explain(
             key_file.display()
         )
     })?;
-    let sessions = Sessions::new(&config, &key);
+    let sessions = Sessions::new(&config.signed_urls, &config.sessions, &config.cookies, &key);
     let parsed = parse_input(input.trim(), sessions.token_name())?;
     match parsed {
         Input::EdgeAuth {
@@ -149,15 +152,9 @@ fn parse_input(input: &str, name: &str) -> Result<Input, String> {
 
 /// The path with a path-mode token segment (after `/hls/{v}/` or `/keys/{v}/`) removed.
 fn logical_path(raw: &str, name: &str) -> Result<(Option<String>, String), String> {
-    let mut parts = raw.splitn(4, '/');
-    let (Some(""), Some(section), Some(video), Some(tail)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Ok((None, raw.to_string()));
-    };
-    let (token, rest) =
-        split_path_token(tail, name).map_err(|e| format!("bad token segment: {e}"))?;
-    Ok((token, format!("/{section}/{video}/{rest}")))
+    let split = split_token_segment(raw, name)
+        .map_err(|e| format!("bad token segment: {}", EdgeError::from(e)))?;
+    Ok((split.token, split.path))
 }
 
 fn explain_edgeauth(
@@ -308,18 +305,16 @@ fn explain_revocation(config: &EdgeConfig, subject: &SessionSubject) -> Result<b
         );
         return Ok(true);
     }
-    let revocations = Revocations::new(config).map_err(|e| format!("redis.url: {e}"))?;
+    let link = redis_link_from(&config.redis)
+        .map_err(|e| format!("redis.url: {e}"))?
+        .map(std::sync::Arc::new);
+    let revocations = Revocations::new(&config.revocation, link);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let checks = [
-        (RevokedKind::Session, &subject.session_id),
-        (RevokedKind::Jti, &subject.jti),
-        (RevokedKind::User, &subject.user_id),
-    ];
     let mut clear = true;
-    for (kind, id) in checks {
+    for (kind, id) in revocation_candidates(subject) {
         let Some(id) = id else { continue };
         match runtime.block_on(revocations.persisted(kind, id)) {
             Some(Ok(true)) => {
@@ -361,9 +356,10 @@ fn explain_cloudfront(
             .unwrap_or_else(|| "(not CloudFront base64)".into());
         line("policy", decoded);
     }
-    let resource = signed_resource(config.public_base_url(), path, Some(query));
+    let resource = signed_resource(config.server.public_base_url(), path, Some(query));
     line("resource", &resource);
-    let Some(verifier) = cloudfront_verifier(config).map_err(|e| e.to_string())? else {
+    let keys = cloudfront_keys(config).map_err(|e: ConfigError| e.to_string())?;
+    let Some(verifier) = cloudfront_verifier(&keys).map_err(|e| e.to_string())? else {
         line(
             "verdict",
             "FAIL unknown_key: no [cloudfront] public_keys configured",

@@ -1,44 +1,42 @@
 //! The streaming edge: a Pingora server that admits entitled viewers, hands out short-lived
-//! signed URLs, rewrites HLS playlists so every follow-up request carries proof, streams
-//! segments from an origin, and serves AES-128 content keys from an in-memory cache.
+//! signed URLs, rewrites playlists so every follow-up request carries proof, streams segments
+//! from an origin through its cache, and answers DRM license and key requests from its caches.
 //!
-//! Where things happen:
-//! - a request's route is chosen in [`route`]; its handler lives in [`serve`];
-//! - viewer JWTs are verified in [`serve::manifest`]; manifest and session tokens (EdgeAuth v2),
-//!   CloudFront signatures and revocations in [`sessions::admission`], with the rules of the
-//!   `playback` crate; how session tokens travel (query, path segment, cookie) is
-//!   [`sessions::propagation`]; the deny-list is [`revocation`];
-//! - `edge-proxy explain` ([`explain`]) says why a token or URL passes or fails;
-//! - HLS paths are proven safe by `playback::hls::AssetPath`; files come from [`origin`];
-//! - content keys are unwrapped in [`keys`]; entitlements come from [`control_plane`];
-//! - licenses are built in [`drm`] (ClearKey, FairPlay, Widevine/PlayReady via a provider),
-//!   with limits in [`limits`], events in [`analytics`], license records in
-//!   [`license_ledger`]; the shared Redis is [`redis_link`], and [`invalidation`] applies the
-//!   control plane's key and entitlement invalidations;
-//! - origin objects are cached in [`cache`] (pingora-cache over a bounded in-memory storage);
-//! - the Pingora phases are in [`proxy`]; configuration in [`config`].
+//! ## Where things happen
+//!
+//! - a request's route is chosen in [`http::route`], its phases are [`http::proxy`], its
+//!   handler is in [`http::handlers`] (one file per route family);
+//! - a token is verified in `playback::token` and admitted in [`gate::admission`]; viewer JWTs
+//!   in [`gate::viewer`]; revocation in [`gate::revocation`];
+//! - entitlements and limits are decided in [`access`];
+//! - a playlist is rewritten by `playback::hls` through [`delivery::rewrite`]; origins and
+//!   caches are [`delivery`];
+//! - a key is unwrapped in [`licensing::keys`]; a license is built by `playback::license`
+//!   through [`licensing`]; it is recorded in [`records`];
+//! - secrets are read in [`app::secrets`] and everything is assembled in [`app::build`].
+//!
+//! ## Layers
+//!
+//! Top to bottom; a module uses only its own files and modules of lower layers, never a
+//! peer on its own line (checked by `tests/architecture.rs`):
+//!
+//! 1. `explain` — the `edge-proxy explain` CLI (`main.rs` is the binary beside it)
+//! 2. `app` — assembly: reads the secrets, builds every part, background tasks
+//! 3. `http` — Pingora's phases, routes, request facts, handlers, replies, the access log
+//! 4. `licensing`, `records` — keys and licenses; the license ledger and events
+//! 5. `access` — entitlements, rate and stream limits, the grant
+//! 6. `gate`, `delivery`, `control_plane` — who is asking; origins and caches; the control plane's client
+//! 7. `core` — clock, errors, id shapes, metrics, the Redis link
+//! 8. `config` — the configuration, data only
 
-pub mod analytics;
-pub mod cache;
-pub mod cdn;
+pub mod access;
+pub mod app;
 pub mod config;
 pub mod control_plane;
-pub mod credentials;
-pub mod drm;
-pub mod edge;
-pub mod errors;
+pub mod core;
+pub mod delivery;
 pub mod explain;
-pub mod invalidation;
-pub mod keys;
-pub mod license_ledger;
-pub mod limits;
-pub mod metrics;
-pub mod origin;
-pub mod proxy;
-pub mod redis_link;
-pub mod reply;
-pub mod revocation;
-pub mod route;
-pub mod serve;
-pub mod sessions;
-pub mod viewer;
+pub mod gate;
+pub mod http;
+pub mod licensing;
+pub mod records;

@@ -13,7 +13,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,14 +21,8 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
-use edge_proxy::analytics::Analytics;
-use edge_proxy::config::{EdgeConfig, Secrets};
-use edge_proxy::edge::Edge;
-use edge_proxy::invalidation::Invalidations;
-use edge_proxy::license_ledger::LicenseLedger;
-use edge_proxy::limits::streams::Streams;
-use edge_proxy::redis_link::RedisLink;
-use edge_proxy::revocation::Revocations;
+use edge_proxy::app::App;
+use edge_proxy::config::EdgeConfig;
 
 /// Longest the final shutdown step may take after the grace period (SIGTERM).
 const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
@@ -82,20 +75,9 @@ fn main() -> ExitCode {
 /// Loads everything and assembles the server; any failure is a one-line explanation.
 fn build(cli: &Cli) -> Result<Server, String> {
     let config = EdgeConfig::load(&cli.config).map_err(|e| e.to_string())?;
-    let listen = config.listen_addr().map_err(|e| e.to_string())?;
-    let secrets = Secrets::load(&config).map_err(|e| e.to_string())?;
-    let edge = Edge::new(&config, secrets).map_err(|e| e.to_string())?;
-    let revocations = edge.revocations.clone();
-    load_revocations(&revocations);
-    // Several HTTP origin servers: discovery and health checks in the background.
-    let origin_health = edge.origin.health_service();
-    let drm_tasks = DrmTasks {
-        streams: edge.drm.streams.clone(),
-        analytics: edge.drm.analytics.clone(),
-        ledger: edge.drm.ledger.clone(),
-        invalidations: edge.invalidations.clone(),
-        redis: edge.redis.clone(),
-    };
+    let listen = config.server.listen_addr().map_err(|e| e.to_string())?;
+    let App { edge, tasks } = App::build(&config).map_err(|e| e.to_string())?;
+    tasks.load_revocations();
 
     let server_conf = ServerConf {
         threads: config.server.threads,
@@ -113,92 +95,8 @@ fn build(cli: &Cli) -> Result<Server, String> {
         "listen announcer",
         ListenAnnouncer { listen },
     ));
-    server.add_service(background_service("drm background", drm_tasks));
-    if let Some(origin_health) = origin_health {
-        server.add_service(background_service("origin health checks", origin_health));
-    }
-    if revocations.is_shared() {
-        server.add_service(background_service(
-            "revocation follower",
-            RevocationFollower { revocations },
-        ));
-    }
+    tasks.add_to(&mut server);
     Ok(server)
-}
-
-/// Loads persisted revocations before serving; Redis being down is logged, not fatal (the
-/// follower keeps trying and loads them once it connects).
-fn load_revocations(revocations: &Revocations) {
-    if !revocations.is_shared() {
-        return;
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot load revocations: no runtime");
-            return;
-        }
-    };
-    let loaded = runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(5), revocations.load()).await });
-    match loaded {
-        Ok(Ok(count)) => tracing::info!(count, "revocations loaded from redis"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "revocations not loaded: redis unavailable"),
-        Err(_) => tracing::warn!("revocations not loaded: redis timed out"),
-    }
-}
-
-/// Applies revocations announced by other edges (Redis pub/sub) for the life of the process.
-struct RevocationFollower {
-    revocations: Arc<Revocations>,
-}
-
-#[async_trait]
-impl BackgroundService for RevocationFollower {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        tokio::select! {
-            () = self.revocations.clone().follow() => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-}
-
-/// The license path's background work: stream heartbeats, the analytics writer, the license
-/// outbox replay and, with Redis, the invalidation follower.
-struct DrmTasks {
-    streams: Arc<Streams>,
-    analytics: Analytics,
-    ledger: Arc<LicenseLedger>,
-    invalidations: Arc<Invalidations>,
-    redis: Option<Arc<RedisLink>>,
-}
-
-#[async_trait]
-impl BackgroundService for DrmTasks {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        self.streams.spawn_heartbeats();
-        self.analytics.spawn();
-        self.ledger.spawn();
-        match &self.redis {
-            Some(link) => {
-                tokio::select! {
-                    () = self.invalidations.clone().follow(link.clone()) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
-            None => {
-                let _ = shutdown.changed().await;
-            }
-        }
-        // Shutting down: deliver buffered events and make the outbox durable.
-        self.analytics.flush().await;
-        if let Err(e) = self.ledger.sync() {
-            tracing::error!(error = %e, "license outbox could not be synced at shutdown");
-        }
-    }
 }
 
 /// JSON logs to stdout; `RUST_LOG` filters (default `info`).

@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use edge_proxy::origin::s3::{S3Addressing, S3Origin, S3OriginConfig};
-use edge_proxy::origin::{OriginError, OriginPlaylist};
+use edge_proxy::delivery::origin::s3::{S3Addressing, S3Origin, S3OriginConfig};
+use edge_proxy::delivery::origin::{OriginError, OriginPlaylist};
 use playback::hls::AssetPath;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -197,7 +197,7 @@ fn path(raw: &str) -> AssetPath {
 /// `tamper` applied to its headers first; returns the status and body.
 async fn send_signed(
     endpoint: &str,
-    request: &pingora::http::RequestHeader,
+    request: &http::request::Parts,
     target: &str,
     tamper: impl Fn(&mut reqwest::header::HeaderMap),
 ) -> (u16, Vec<u8>) {
@@ -483,9 +483,16 @@ fn prepared(
     for (name, value) in headers {
         request.insert_header(name.to_string(), *value).unwrap();
     }
-    origin
-        .prepare_upstream_request(&mut request, VIDEO, path, OffsetDateTime::now_utc())
+    let upstream = origin
+        .prepare_upstream_request(
+            &request.method,
+            &request.headers,
+            VIDEO,
+            path,
+            OffsetDateTime::now_utc(),
+        )
         .unwrap();
+    edge_proxy::http::upstream::apply(&upstream, &mut request).unwrap();
     request
 }
 

@@ -144,6 +144,18 @@ impl Reason {
     }
 }
 
+/// The JSON body of every refusal, at the edge and in the filter:
+/// `{"error": "<code>", "message": "<sentence>"}`.
+pub fn error_body(code: &str, message: &str) -> String {
+    // Two quoted strings, not a `json!` map: the proxy-wasm filter counts its bytes.
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    format!(
+        r#"{{"error":{},"message":{}}}"#,
+        quote(code),
+        quote(message)
+    )
+}
+
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.code())

@@ -10,7 +10,7 @@
 //!
 //! Pure and clock-free: the caller passes the admitted streams it knows and the time. The edge
 //! applies it to its local table (no Redis, or Redis down); its Redis script
-//! (`edge-proxy/src/limits/streams.rs`) is the same rule in Lua for the shared sorted set, and
+//! (`edge-proxy/src/access/limits/streams.rs`) is the same rule in Lua for the shared sorted set, and
 //! both are held to the same cases by the edge's tests.
 
 /// An admitted stream as the limiter knows it.

@@ -3,20 +3,18 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use playback::jwt::bearer_token;
+use playback::denial::error_body;
+use playback::jwt::{presented_jwt, JWT_QUERY_PARAM};
 use playback::token::admission::{
-    admit_session, cookie_header_without, origin_query, split_token_segment, token_path, Carriers,
-    CloudFrontCheck, DenyList, PathError, RevokedKind,
+    admit_session, check_revocation, cookie_header_without, joined_cookie_header, origin_query,
+    split_token_segment, token_path, Carriers, CloudFrontCheck, DenyList, DenyLookup, PathError,
+    RevokedKind,
 };
 use playback::token::edgeauth::RequestFacts;
-use playback::token::query_param;
 use playback::token::session::SessionSubject;
 use playback::Reason;
 
 use crate::config::{Check, Config};
-
-/// The query parameter a JWT may travel in.
-pub const JWT_QUERY_PARAM: &str = "token";
 
 /// What the filter needs to know about a request.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +32,7 @@ pub struct Request<'a> {
     pub now_unix: u64,
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
     /// The client's address by the edge's rule (`playback::client_address`).
     fn client_ip(&self, config: &Config) -> Option<IpAddr> {
         let peer = self.peer?;
@@ -42,12 +40,8 @@ impl Request<'_> {
     }
 
     /// All `Cookie` headers as one, joined like the edge joins them.
-    fn cookie_header(&self) -> Option<std::borrow::Cow<'_, str>> {
-        match self.cookies {
-            [] => None,
-            [one] => Some(std::borrow::Cow::Borrowed(one)),
-            several => Some(std::borrow::Cow::Owned(several.join("; "))),
-        }
+    fn cookie_header(&self) -> Option<std::borrow::Cow<'a, str>> {
+        joined_cookie_header(self.cookies)
     }
 }
 
@@ -80,25 +74,27 @@ impl Verdict {
             code: reason.code(),
         }
     }
+
+    fn path(error: PathError) -> Verdict {
+        Verdict::Deny {
+            status: u32::from(error.status()),
+            code: error.code(),
+        }
+    }
 }
 
-/// The JSON body of a denial: `{"error": code, "message": sentence}`.
+/// The JSON body of a denial: `{"error": code, "message": sentence}`, as the edge writes it.
 pub fn denial_body(code: &str) -> String {
     // The path codes first: `not_found` is also a `Reason` (a missing title), with another sentence.
     let message = match code {
-        "not_found" => "Nothing is served at this path.",
-        "bad_path" => "The path must be a plain relative file path without dot segments, empty segments, backslashes or encoded slashes.",
+        "not_found" => PathError::NotFound.message(),
+        "bad_path" => PathError::BadPath.message(),
         _ => match Reason::from_code(code) {
             Some(reason) => reason.message(),
             None => "The request could not be checked; try again later.",
         },
     };
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-    format!(
-        r#"{{"error":{},"message":{}}}"#,
-        quote(code),
-        quote(message)
-    )
+    error_body(code, message)
 }
 
 /// The client address from the `source.address` property (`ip:port` or a bare address).
@@ -133,25 +129,12 @@ fn session(
     let name = config.token_name();
     let split = match split_token_segment(path, name) {
         Ok(split) => split,
-        Err(PathError::NotFound) => {
-            return Verdict::Deny {
-                status: 404,
-                code: "not_found",
-            }
-        }
-        Err(PathError::BadPath) => {
-            return Verdict::Deny {
-                status: 400,
-                code: "bad_path",
-            }
-        }
+        Err(error) => return Verdict::path(error),
     };
     let had_segment = split.token.is_some();
-    let Ok(checked_path) = token_path(&split.path) else {
-        return Verdict::Deny {
-            status: 400,
-            code: "bad_path",
-        };
+    let checked_path = match token_path(&split.path) {
+        Ok(path) => path,
+        Err(error) => return Verdict::path(error),
     };
     let facts = RequestFacts {
         path: &checked_path,
@@ -161,6 +144,7 @@ fn session(
     let cloudfront = config.cloudfront.as_ref().map(|cf| CloudFrontCheck {
         verifier: &cf.verifier,
         public_base_url: &cf.public_base_url,
+        memo: None,
     });
     let cookie_header = req.cookie_header();
     let carriers = Carriers {
@@ -169,9 +153,10 @@ fn session(
         query,
         cookie_header: cookie_header.as_deref(),
     };
-    if let Err(reason) = admit_session(&config.signer, cloudfront.as_ref(), carriers, &facts, deny)
+    let deny = deny.map(|d| d as &dyn DenyLookup);
+    if let Err(refusal) = admit_session(&config.signer, cloudfront.as_ref(), carriers, &facts, deny)
     {
-        return Verdict::token(reason);
+        return Verdict::token(refusal.reason);
     }
     if !config.strip_token {
         return Verdict::Allow {
@@ -210,11 +195,13 @@ fn jwt(
             code: "internal",
         };
     };
-    let from_header = req.authorization.and_then(bearer_token);
-    let from_query = query_param(query, JWT_QUERY_PARAM);
-    let Some(token) = from_header.or(from_query) else {
+    let Some(token) = presented_jwt(req.authorization, query) else {
         return Verdict::jwt(Reason::MissingToken);
     };
+    let in_header = req
+        .authorization
+        .and_then(playback::jwt::bearer_token)
+        .is_some();
     let claims = match verifier.verify(token, req.now_unix) {
         Ok(claims) => claims,
         Err(reason) => return Verdict::jwt(reason),
@@ -225,14 +212,14 @@ fn jwt(
             user_id: Some(claims.sub.clone()),
             jti: claims.jti.clone(),
         };
-        if let Err(kind) = deny.check(&subject, req.now_unix) {
+        if let Err(kind) = check_revocation(deny, &subject, req.now_unix) {
             debug_assert!(kind != RevokedKind::Session);
             // A valid JWT whose user or jti was revoked is a refusal (403), as at the edge,
             // not an authentication failure (401).
             return Verdict::token(Reason::Revoked);
         }
     }
-    let new_path = if config.strip_token && from_header.is_none() {
+    let new_path = if config.strip_token && !in_header {
         let q = playback::token::query_without(query, JWT_QUERY_PARAM);
         Some(match q {
             Some(q) => format!("{path}?{q}"),

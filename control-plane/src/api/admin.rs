@@ -17,9 +17,7 @@ use super::error::ApiError;
 use super::extract::{path_uuid, Admin, ApiJson, JsonBody, SMALL_JSON_BODY};
 use super::AppState;
 use crate::admin::{self, KeyRevocation, SubscriptionChange};
-
-/// Longest user id accepted in a path (the JWT `sub` of a viewer).
-pub const MAX_USER_ID_LEN: usize = 255;
+use crate::db::users::{valid_user_id, MAX_USER_ID_LEN};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -113,24 +111,3 @@ pub async fn set_subscription(
 
 /// Longest tier name accepted (tier names are `[a-z0-9_-]{1,64}`).
 const MAX_TIER_NAME_LEN: usize = 64;
-
-/// A user id (JWT `sub`) we store: non-empty, bounded, printable.
-pub fn valid_user_id(user_id: &str) -> bool {
-    !user_id.is_empty()
-        && user_id.len() <= MAX_USER_ID_LEN
-        && !user_id.chars().any(char::is_control)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_ids() {
-        assert!(valid_user_id("alice"));
-        assert!(valid_user_id("auth0|5f7c8ec7c33c6c004bbafe82"));
-        assert!(!valid_user_id(""));
-        assert!(!valid_user_id("a\nb"));
-        assert!(!valid_user_id(&"x".repeat(MAX_USER_ID_LEN + 1)));
-    }
-}

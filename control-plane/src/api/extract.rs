@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::AppState;
 use crate::db::now;
+use crate::db::users::valid_user_id;
 
 /// An authenticated viewer (a verified HS256 JWT). Their user row exists once extracted.
 #[derive(Debug, Clone)]
@@ -179,7 +180,7 @@ where
 /// A user id in a path (a JWT `sub`): 1..=255 bytes, no control characters; anything else is
 /// an unknown user (404).
 pub fn path_user_id(raw: &str) -> Result<&str, ApiError> {
-    if raw.is_empty() || raw.len() > MAX_USER_ID_LEN || raw.chars().any(char::is_control) {
+    if !valid_user_id(raw) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_user",
@@ -188,9 +189,6 @@ pub fn path_user_id(raw: &str) -> Result<&str, ApiError> {
     }
     Ok(raw)
 }
-
-/// Longest user id (JWT `sub`) accepted in a path.
-pub const MAX_USER_ID_LEN: usize = crate::entitlements::MAX_USER_ID_LEN;
 
 /// A display name (organization, project, tier): trimmed, 1..=`max` characters, no control
 /// characters; else 422 `invalid_name`.

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::{path_uuid, EdgeService};
 use super::AppState;
-use crate::admin::audit;
-use crate::db::key_audit::{KeyAction, KeyEvent};
+use crate::db::key_audit::{audit, KeyAction, KeyEvent};
 use crate::db::now;
+use crate::db::users::valid_user_id;
 use crate::entitlements;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -86,7 +86,7 @@ pub async fn entitlement(
             "Pass the viewer's JWT subject as ?userId=.",
         )
     })?;
-    if !crate::api::admin::valid_user_id(&user_id) {
+    if !valid_user_id(&user_id) {
         return Err(ApiError::bad_request(
             "invalid_user_id",
             "userId must be 1 to 255 bytes without control characters.",

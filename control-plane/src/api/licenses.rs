@@ -22,12 +22,12 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::admin::valid_user_id;
 use super::error::ApiError;
 use super::extract::{ApiJson, EdgeService, JsonBody};
 use super::AppState;
 use crate::db::licenses::{DrmSystem, LicenseOutcome, NewLicense};
 use crate::db::now;
+use crate::db::users::valid_user_id;
 
 /// Most records in one batch.
 pub const MAX_LICENSES_PER_BATCH: usize = 500;

@@ -35,21 +35,15 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::{bearer, content_length};
 use super::AppState;
-use crate::admin::audit;
 use crate::db::content_keys::{ContentKeyRecord, KeyInsert};
-use crate::db::key_audit::{KeyAction, KeyEvent};
+use crate::db::key_audit::{audit, KeyAction, KeyEvent};
 use crate::db::now;
 use crate::keys::{ContentKey, CustodyError};
-use crate::secrets;
 
 /// The key provider's name in `X-Speke-User-Agent`.
 pub const KEY_PROVIDER: &str = concat!("streaming-edge-control-plane/", env!("CARGO_PKG_VERSION"));
 /// Longest encryptor user agent kept for the audit actor.
 const MAX_AGENT_CHARS: usize = 100;
-/// Most credential lines read from the credential file (current and next).
-const MAX_CREDENTIALS: usize = 2;
-/// Shortest credential accepted.
-const MIN_CREDENTIAL_LEN: usize = 32;
 
 /// A SPEKE refusal: `text/plain` with the SPEKE message and `X-Speke-Version`.
 fn speke_error(e: &SpekeError) -> Response {
@@ -95,33 +89,6 @@ fn authorized(headers: &HeaderMap, credentials: &[String]) -> bool {
             .ct_eq(Sha256::digest(c.as_bytes()).as_slice());
     }
     !presented.is_empty() && bool::from(ok)
-}
-
-/// Reads the credential lines (re-read per request so a rotation needs no restart).
-fn read_credentials(app: &AppState) -> Result<Vec<String>, ApiError> {
-    load_credentials(&app.config.speke.credential_file).map_err(ApiError::internal)
-}
-
-/// The credential lines of `speke.credential_file`; `serve` calls this at start-up so a
-/// missing or short file stops it instead of failing every request.
-pub fn load_credentials(path: &std::path::Path) -> Result<Vec<String>, String> {
-    let bytes =
-        secrets::read_key_material("speke.credential_file", path).map_err(|e| e.to_string())?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| "speke.credential_file: the file is not UTF-8 text".to_string())?;
-    let credentials: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(MAX_CREDENTIALS)
-        .map(str::to_string)
-        .collect();
-    if credentials.is_empty() || credentials.iter().any(|c| c.len() < MIN_CREDENTIAL_LEN) {
-        return Err(format!(
-            "speke.credential_file: every line must hold at least {MIN_CREDENTIAL_LEN} characters"
-        ));
-    }
-    Ok(credentials)
 }
 
 /// The audit actor: `speke:` and the encryptor's user agent (printable, bounded).
@@ -210,7 +177,8 @@ pub async fn copy_protection(
     if !app.config.speke.enabled {
         return Err(ApiError::not_found());
     }
-    let credentials = read_credentials(&app)?;
+    // Re-read per request, so a rotation needs no restart.
+    let credentials = app.speke_credentials.read().map_err(ApiError::internal)?;
     if !authorized(&headers, &credentials) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,

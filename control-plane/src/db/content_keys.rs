@@ -1,7 +1,7 @@
 //! Content keys at rest: only the wrapped envelope is ever stored.
 //!
-//! `content_key` holds the at-rest form produced by the custody backend
-//! ([`crate::keys::KeyCustody`]); the plaintext key exists only in process memory.
+//! `content_key` holds the at-rest form produced by the key custody backend (an envelope this
+//! layer stores and never opens); the plaintext key exists only in process memory.
 //!
 //! Lifecycle of a title's keys: the *current* key (`files.content_key_id`) is the one new
 //! packaging uses. Generate makes the first one; rotate adds a new key and makes it current

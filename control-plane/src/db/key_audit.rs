@@ -126,6 +126,14 @@ fn bounded(s: &str, max: usize) -> &str {
 const EVENT_COLUMNS: &str =
     "id, occurred_at, actor, action, content_id, key_id, backend, ok, detail";
 
+/// Appends a key audit record. A failed audit write is logged loudly but does not undo or fail
+/// the operation it describes (that already happened).
+pub async fn audit(db: &Db, event: &KeyEvent<'_>) {
+    if let Err(e) = db.record_key_event(event).await {
+        tracing::error!(action = event.action.as_str(), actor = event.actor, error = %e, "could not write a key audit record");
+    }
+}
+
 impl Db {
     /// Appends one event to the key audit trail, stamped with the current time.
     pub async fn record_key_event(&self, e: &KeyEvent<'_>) -> Result<(), DbError> {

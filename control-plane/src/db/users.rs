@@ -11,6 +11,17 @@ use uuid::Uuid;
 
 use super::{with_pool, Db, DbError};
 
+/// Longest user id (JWT `sub`) a user row can have.
+pub const MAX_USER_ID_LEN: usize = playback::jwt::MAX_SUBJECT_LEN;
+
+/// True for an id a user can have. Users are created from accepted JWT subjects
+/// ([`playback::jwt::is_valid_subject`]: 1 to [`MAX_USER_ID_LEN`] bytes, no control
+/// characters), so any other id names nobody: callers answer it without a query (Postgres
+/// refuses NUL bytes in text, which would otherwise be a 500) or refuse it as input.
+pub fn valid_user_id(user_id: &str) -> bool {
+    playback::jwt::is_valid_subject(user_id)
+}
+
 /// A subscription tier name as stored in `subscription_tiers.name`.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
@@ -500,5 +511,19 @@ impl Db {
             .bind(user_id)
             .fetch_optional(pool)
             .await)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids() {
+        assert!(valid_user_id("alice"));
+        assert!(valid_user_id("auth0|5f7c8ec7c33c6c004bbafe82"));
+        assert!(!valid_user_id(""));
+        assert!(!valid_user_id("a\nb"));
+        assert!(!valid_user_id(&"x".repeat(MAX_USER_ID_LEN + 1)));
     }
 }

@@ -80,6 +80,7 @@ use playback::keywrap::KeyWrapError;
 use tokio::sync::Semaphore;
 
 use super::{ContentKey, CustodyError, GeneratedKey, KeyCustody, CONTENT_KEY_LEN};
+use crate::config::Pkcs11KeysConfig;
 
 /// The backend's name, for logs and errors.
 pub const BACKEND: &str = "pkcs11";
@@ -128,6 +129,18 @@ impl Pkcs11Config {
             key_label: key_label.into(),
             max_sessions: 4,
         }
+    }
+
+    /// The `[keys.pkcs11]` section as a backend configuration.
+    pub fn from_config(config: &Pkcs11KeysConfig) -> Self {
+        let mut pc = Pkcs11Config::new(
+            config.module.clone(),
+            config.token_label.clone(),
+            config.pin_file.clone(),
+            config.key_label.clone(),
+        );
+        pc.max_sessions = config.max_sessions;
+        pc
     }
 }
 

@@ -4,7 +4,7 @@
 //! Submission (holding one of the runner's slots): count an attempt; for a DRM title with
 //! `drm = "static_key"`, draw the content key from key custody *first* (custody down → the job
 //! fails with a `key custody: ...` reason and nothing is uploaded or written) and record the
-//! generation in the key audit trail; upload the source to the input bucket; store the wrapped
+//! generation in the key audit trail ([`job::draw_key`], shared with the local runner); upload the source to the input bucket; store the wrapped
 //! key; `CreateJob` (idempotent: the token is our job id and attempt, so a retried call never
 //! starts a second job); record MediaConvert's job id on our job. A failure after the key row
 //! was written deletes it again.
@@ -12,8 +12,8 @@
 //! Monitoring: `GetJob` every `poll_interval_ms`, `JobPercentComplete` → the job's progress
 //! (capped at 99 until published). Retryable errors (throttling, 5xx, timeouts, no connection)
 //! back off exponentially up to `max_poll_interval_ms` and never fail the job: MediaConvert keeps
-//! working while we cannot see it. COMPLETE publishes the title (manifest URL on the edge, the
-//! content key from the job's `keyId` user metadata); ERROR/CANCELED or a non-retryable error
+//! working while we cannot see it. COMPLETE publishes the title ([`job::complete`]: manifest URL
+//! on the edge, the content key from the job's `keyId` user metadata); ERROR/CANCELED or a non-retryable error
 //! fails it with the service's reason (`ErrorCode` and `ErrorMessage`).
 //!
 //! A job in `processing` with a MediaConvert id (a restart, or a monitor that gave up with the
@@ -26,20 +26,15 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use super::job::{self, JobError};
+use super::ladder::plan_renditions;
 use super::mediaconvert::{
     job_settings, CallError, JobEncryption, JobSpec, JobState, MediaConvert, META_FILE_ID,
     META_JOB_ID, META_KEY_ID,
 };
-use super::plan_renditions;
-use super::runner::{manifest_url, JobError};
-use crate::db::files::PublishedTitle;
 use crate::db::jobs::JobRecord;
-use crate::db::key_audit::{KeyAction, KeyEvent};
 use crate::db::{now, Db};
 use crate::keys::{GeneratedKey, KeyCustody};
-
-/// Audit actor of keys drawn for transcoding.
-pub const AUDIT_ACTOR: &str = "transcode";
 /// Attempts of a submission call (upload, `CreateJob`) on retryable errors.
 const SUBMIT_ATTEMPTS: u32 = 4;
 
@@ -88,8 +83,8 @@ async fn submit(ctx: &Context<'_>, job: &JobRecord) -> Result<(String, Option<Uu
 
     let static_key = job.enable_drm && settings.config.drm == "static_key";
     let key = if static_key {
-        let key_id = Uuid::new_v4();
-        Some((key_id, generate_key(ctx, job.file_id, key_id).await?))
+        let detail = "mediaconvert static key";
+        Some(job::draw_key(db, ctx.custody, job.file_id, detail).await?)
     } else {
         None
     };
@@ -116,33 +111,6 @@ async fn submit(ctx: &Context<'_>, job: &JobRecord) -> Result<(String, Option<Uu
             Err(e)
         }
     }
-}
-
-/// Draws a content key from custody and records it in the audit trail (failures too).
-async fn generate_key(
-    ctx: &Context<'_>,
-    file_id: Uuid,
-    key_id: Uuid,
-) -> Result<GeneratedKey, JobError> {
-    let result = ctx
-        .custody
-        .generate(&file_id.to_string(), &key_id.to_string())
-        .await;
-    let detail = result.as_ref().err().map(|e| e.to_string());
-    let event = KeyEvent {
-        actor: AUDIT_ACTOR,
-        action: KeyAction::Generate,
-        content_id: Some(file_id),
-        key_id: Some(key_id),
-        backend: ctx.custody.backend(),
-        ok: result.is_ok(),
-        detail: Some(detail.as_deref().unwrap_or("mediaconvert static key")),
-    };
-    let recorded = ctx.db.record_key_event(&event).await;
-    let generated = result?;
-    // A key nobody can account for is not used.
-    recorded?;
-    Ok(generated)
 }
 
 async fn create(
@@ -268,13 +236,15 @@ async fn publish(ctx: &Context<'_>, job: &JobRecord, key_id: Option<Uuid>) -> Re
     } else {
         None
     };
-    let title = PublishedTitle {
-        drm_protected: job.enable_drm,
-        hls_manifest_url: manifest_url(&settings.edge_base, job.file_id),
+    let encrypted_at = job.enable_drm.then(now);
+    job::complete(
+        ctx.db,
+        &settings.edge_base,
+        job,
         content_key_id,
-        encrypted_at: job.enable_drm.then(now),
-    };
-    ctx.db.complete_job(job, &title, now()).await?;
+        encrypted_at,
+    )
+    .await?;
     tracing::info!(fileId = %job.file_id, jobId = %job.id, "MediaConvert transcode completed");
     Ok(())
 }

@@ -2,10 +2,11 @@
 //!
 //! A submitted job waits for one of `transcode.max_concurrent_jobs` slots, then: counts an
 //! attempt, probes the source, plans the ladder, draws a content key from custody when DRM is
-//! on, transcodes into a staging directory (`origin/.staging/{fileId}-{jobId}-a{attempt}`),
-//! stores the wrapped key, renames the staging tree to `origin/{fileId}` (so the edge never sees
-//! half a title) and marks the job and file completed in one transaction. Any error or panic
-//! marks the job failed with a reason and removes the staging tree.
+//! on ([`job::draw_key`], audited), transcodes into a staging directory
+//! (`origin/.staging/{fileId}-{jobId}-a{attempt}`), stores the wrapped key, renames the staging
+//! tree to `origin/{fileId}` (so the edge never sees half a title) and marks the job and file
+//! completed in one transaction ([`job::complete`]). Any error or panic marks the job failed
+//! with a reason and removes the staging tree.
 //!
 //! With the MediaConvert backend ([`Backend::MediaConvert`]) a job is submitted to AWS and
 //! watched instead ([`super::monitor`]); the slot is held only while submitting.
@@ -24,66 +25,27 @@ use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 use uuid::Uuid;
 
-use super::mediaconvert::MediaConvert;
-use super::{
-    monitor, plan_renditions, HlsEncryption, TranscodeError, TranscodeRequest, Transcoder,
-};
-use crate::db::files::PublishedTitle;
+use super::backend::Backend;
+use super::job::{self, JobError};
+use super::ladder::plan_renditions;
+use super::monitor;
+use super::transcoder::{HlsEncryption, TranscodeError, TranscodeRequest, Transcoder};
+use crate::config::TranscodeConfig;
 use crate::db::jobs::{status, JobRecord};
-use crate::db::key_audit::{KeyAction, KeyEvent};
 use crate::db::{now, Db, DbError};
-use crate::keys::{CustodyError, KeyCustody};
+use crate::keys::KeyCustody;
+use crate::origin::{self, STAGING_DIR};
 
-/// Name of the staging directory inside `storage.origin_dir`.
-pub const STAGING_DIR: &str = ".staging";
 /// Minimum time between two progress writes of one job.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(750);
 
-/// Why an attempt failed; the message becomes the job's `error_message`.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    #[error("{0}")]
-    Transcode(#[from] TranscodeError),
-    #[error("{0}")]
-    Db(#[from] DbError),
-    #[error("key custody: {0}")]
-    Custody(#[from] CustodyError),
-    #[error("the uploaded file {0} no longer exists")]
-    MissingFile(Uuid),
-    #[error("publishing the output failed: {0}")]
-    Publish(std::io::Error),
-    /// MediaConvert or S3 refused or failed the job; the service's reason.
-    #[error("{0}")]
-    MediaConvert(String),
-}
-
-/// Where jobs run.
-#[derive(Clone)]
-pub enum Backend {
-    /// A local transcoder (ffmpeg) writing into `storage.origin_dir`.
-    Local(Arc<dyn Transcoder>),
-    /// AWS MediaConvert, input and output on S3.
-    MediaConvert(Arc<MediaConvert>),
-}
-
-impl Backend {
-    /// `"ffmpeg"` or `"mediaconvert"`, as in `[transcode] backend`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Backend::Local(_) => "ffmpeg",
-            Backend::MediaConvert(_) => "mediaconvert",
-        }
-    }
-}
-
-/// Settings the runner needs from the configuration.
+/// What the runner keeps of its configuration.
 #[derive(Debug, Clone)]
-pub struct RunnerSettings {
-    pub origin_dir: PathBuf,
-    pub edge_base: String,
-    pub renditions: Vec<u32>,
-    pub max_attempts: u32,
-    pub max_concurrent_jobs: usize,
+struct Settings {
+    origin_dir: PathBuf,
+    edge_base: String,
+    renditions: Vec<u32>,
+    max_attempts: u32,
 }
 
 /// What a reconciliation did.
@@ -105,26 +67,35 @@ struct Inner {
     db: Db,
     custody: Arc<dyn KeyCustody>,
     backend: Backend,
-    settings: RunnerSettings,
+    settings: Settings,
     slots: Semaphore,
     live: Mutex<HashSet<Uuid>>,
 }
 
 impl JobRunner {
+    /// A runner for `config` (`[transcode]`: the ladder, attempts, concurrency) publishing into
+    /// `origin_dir` (`[storage]`) for viewers who reach the edge at `edge_base` (`[server]`).
     pub fn new(
+        config: &TranscodeConfig,
+        origin_dir: PathBuf,
+        edge_base: &str,
         db: Db,
         custody: Arc<dyn KeyCustody>,
         backend: Backend,
-        settings: RunnerSettings,
     ) -> Self {
-        let slots = Semaphore::new(settings.max_concurrent_jobs);
+        let settings = Settings {
+            origin_dir,
+            edge_base: edge_base.to_string(),
+            renditions: config.renditions.clone(),
+            max_attempts: config.max_attempts,
+        };
         JobRunner {
             inner: Arc::new(Inner {
                 db,
                 custody,
                 backend,
                 settings,
-                slots,
+                slots: Semaphore::new(config.max_concurrent_jobs),
                 live: Mutex::new(HashSet::new()),
             }),
         }
@@ -151,7 +122,7 @@ impl JobRunner {
 
     /// The manifest URL clients use once a title is ready.
     pub fn manifest_url(&self, file_id: Uuid) -> String {
-        manifest_url(&self.inner.settings.edge_base, file_id)
+        origin::manifest_url(&self.inner.settings.edge_base, file_id)
     }
 
     /// True while a worker in this process owns the job (queued or running).
@@ -285,23 +256,10 @@ impl JobRunner {
         let info = transcoder.probe(&source).await?;
         let renditions = plan_renditions(&self.inner.settings.renditions, info.height);
 
-        let video_id = job.file_id.to_string();
         let (encryption, wrapped) = if job.enable_drm {
-            let key_id = Uuid::new_v4();
-            let custody = &self.inner.custody;
-            let result = custody.generate(&video_id, &key_id.to_string()).await;
-            let failure = result.as_ref().err().map(|e| e.to_string());
-            db.record_key_event(&KeyEvent {
-                actor: "transcode",
-                action: KeyAction::Generate,
-                content_id: Some(job.file_id),
-                key_id: Some(key_id),
-                backend: custody.backend(),
-                ok: result.is_ok(),
-                detail: Some(failure.as_deref().unwrap_or("ffmpeg aes-128")),
-            })
-            .await?;
-            let generated = result?;
+            let custody = self.inner.custody.as_ref();
+            let (key_id, generated) =
+                job::draw_key(db, custody, job.file_id, "ffmpeg aes-128").await?;
             let enc = HlsEncryption {
                 key_id: key_id.to_string(),
                 key: generated.key,
@@ -339,13 +297,8 @@ impl JobRunner {
         self.publish(job.file_id, job.id, &staging)
             .await
             .map_err(JobError::Publish)?;
-        let title = PublishedTitle {
-            drm_protected: job.enable_drm,
-            hls_manifest_url: self.manifest_url(job.file_id),
-            content_key_id,
-            encrypted_at,
-        };
-        db.complete_job(job, &title, now()).await?;
+        let edge_base = &self.inner.settings.edge_base;
+        job::complete(db, edge_base, job, content_key_id, encrypted_at).await?;
         tracing::info!(fileId = %job.file_id, jobId = %job.id, renditions = renditions.len(), "transcode completed");
         Ok(())
     }
@@ -384,14 +337,6 @@ impl JobRunner {
             }
         }
     }
-}
-
-/// `{edge}/playback/{fileId}/manifest`.
-pub fn manifest_url(edge_base: &str, file_id: Uuid) -> String {
-    format!(
-        "{}/playback/{file_id}/manifest",
-        edge_base.trim_end_matches('/')
-    )
 }
 
 async fn write_progress(db: Db, job_id: Uuid, mut progress: watch::Receiver<u8>) {

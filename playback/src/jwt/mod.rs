@@ -77,6 +77,20 @@ pub fn bearer_token(authorization: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// The query parameter a viewer JWT may travel in when headers cannot be set.
+pub const JWT_QUERY_PARAM: &str = "token";
+
+/// The viewer JWT a request presents: `Authorization: Bearer <jwt>`, else `?token=<jwt>`
+/// (the query value as sent, never percent-decoded). The edge and the filter both read it so.
+pub fn presented_jwt<'a>(
+    authorization: Option<&'a str>,
+    query: Option<&'a str>,
+) -> Option<&'a str> {
+    authorization
+        .and_then(bearer_token)
+        .or_else(|| crate::token::query_param(query, JWT_QUERY_PARAM))
+}
+
 /// Mints an HS256 JWT (for development tokens and tests; production tokens come from the
 /// platform's auth service).
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> String {

@@ -1,7 +1,7 @@
 //! License message formats: what a CDM sends and what the edge answers, per DRM system.
 //!
 //! Pure like the rest of the crate: parsers bound their input and never panic, builders take
-//! keys, time and randomness as arguments. The edge (`edge-proxy/src/drm/`) looks keys up and
+//! keys, time and randomness as arguments. The edge (`edge-proxy/src/licensing/`) looks keys up and
 //! enforces entitlement and limits; these modules only speak the wire formats.
 //!
 //! - [`policy`]: how long a license lasts and whether it may persist, derived from the tier.

@@ -1,6 +1,7 @@
 //! Admitting an HLS or key request without I/O: where the token is, which proof admits the
-//! request, and whether its subject is on a deny-list. The proxy-wasm filter uses this
-//! directly; it follows the Pingora edge's order (`edge-proxy/src/sessions/admission.rs`):
+//! request, and whether its subject is on a deny-list. This is the one copy of the rule: the
+//! Pingora edge (`edge-proxy/src/gate/admission.rs`) and the proxy-wasm filter both call
+//! [`admit_session`], and [`check_revocation`] for viewer JWTs.
 //!
 //! 1. the edge's own EdgeAuth token, from the path segment (`/hls/{v}/{name}=<escaped>/...`),
 //!    then the query, then the cookie, verified by [`SessionSigner`];
@@ -9,7 +10,10 @@
 //!    query without CloudFront's parameters);
 //! 3. otherwise `missing_token`.
 //!
-//! A verified session token whose session id, JWT id or user is denied is `revoked`.
+//! A verified session token whose session id, JWT id or user is denied is `revoked`, checked
+//! in that order ([`check_revocation`]) against whatever deny-list the caller keeps
+//! ([`DenyLookup`]: the filter's fetched [`DenyList`], the edge's shared table). Every refusal
+//! carries a one-line detail naming the failing field, never the token ([`Refusal`]).
 
 use std::collections::HashMap;
 
@@ -19,11 +23,13 @@ use crate::hls::AssetPath;
 
 use super::cloudfront::{
     params_from_cookies, params_from_query, query_without_params, signed_resource, CloudFrontGrant,
-    CloudFrontVerifier,
+    CloudFrontVerifier, SignatureMemo,
 };
 use super::edgeauth::RequestFacts;
 use super::query::{query_param, query_without};
-use super::session::{unescape_segment, SessionGrant, SessionSigner, SessionSubject};
+use super::session::{
+    denial_detail, unescape_segment, SessionGrant, SessionSigner, SessionSubject,
+};
 use crate::Reason;
 
 /// Where a request's token was found.
@@ -42,6 +48,37 @@ pub enum PathError {
     /// The token segment has a bad percent escape.
     BadPath,
 }
+
+impl PathError {
+    /// The machine code (`not_found`, `bad_path`).
+    pub fn code(self) -> &'static str {
+        match self {
+            PathError::NotFound => "not_found",
+            PathError::BadPath => "bad_path",
+        }
+    }
+
+    /// The HTTP status the edge and the filter answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            PathError::NotFound => 404,
+            PathError::BadPath => 400,
+        }
+    }
+
+    /// The sentence of the JSON error body.
+    pub fn message(self) -> &'static str {
+        match self {
+            PathError::NotFound => NOT_FOUND_MESSAGE,
+            PathError::BadPath => BAD_PATH_MESSAGE,
+        }
+    }
+}
+
+/// The sentence for a path nothing is served at.
+pub const NOT_FOUND_MESSAGE: &str = "Nothing is served at this path.";
+/// The sentence for a path that is not a plain relative file path.
+pub const BAD_PATH_MESSAGE: &str = "The path must be a plain relative file path without dot segments, empty segments, backslashes or encoded slashes.";
 
 /// A path with its token segment cut out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +137,16 @@ fn unsplit(path: &str) -> SplitPath {
     }
 }
 
+/// Every `Cookie` header of a request as one (HTTP/1.1 clients may send several, and HTTP/2
+/// splits cookies into fields), joined with `"; "`; the usual single header is borrowed.
+pub fn joined_cookie_header<'a>(values: &[&'a str]) -> Option<std::borrow::Cow<'a, str>> {
+    match values {
+        [] => None,
+        [one] => Some(std::borrow::Cow::Borrowed(*one)),
+        several => Some(std::borrow::Cow::Owned(several.join("; "))),
+    }
+}
+
 /// The value of cookie `name` in a `Cookie` header, as sent.
 pub fn cookie_value<'h>(cookie_header: &'h str, name: &str) -> Option<&'h str> {
     cookie_header.split(';').find_map(|pair| {
@@ -149,8 +196,10 @@ pub fn presented(
 /// What admitted a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admitted {
+    /// The edge's EdgeAuth token (manifest or session), exactly as presented.
     Session {
         grant: Box<SessionGrant>,
+        token: String,
         carrier: Carrier,
     },
     CloudFront(CloudFrontGrant),
@@ -242,37 +291,63 @@ impl DenyList {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
 
-    /// True when `(kind, id)` is denied at `now_unix` (an entry lapses at its `expiresAt`).
-    pub fn is_revoked(&self, kind: RevokedKind, id: &str, now_unix: u64) -> bool {
+impl DenyLookup for DenyList {
+    fn is_revoked(&self, kind: RevokedKind, id: &str, now_unix: u64) -> bool {
         self.entries
             .get(&(kind, id.to_string()))
             .is_some_and(|&until| now_unix < until)
     }
-
-    /// The first of session id, jti, user that is denied, in the edge's order.
-    pub fn check(&self, subject: &SessionSubject, now_unix: u64) -> Result<(), RevokedKind> {
-        let candidates = [
-            (RevokedKind::Session, &subject.session_id),
-            (RevokedKind::Jti, &subject.jti),
-            (RevokedKind::User, &subject.user_id),
-        ];
-        for (kind, id) in candidates {
-            if let Some(id) = id {
-                if self.is_revoked(kind, id, now_unix) {
-                    return Err(kind);
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
-/// CloudFront verification for [`admit_session`]: the verifier and the public base URL the
-/// signed resource is formed from.
+/// A deny-list as the admission rule reads it.
+pub trait DenyLookup {
+    /// True when `(kind, id)` is denied at `now_unix` (an entry lapses at its expiry).
+    fn is_revoked(&self, kind: RevokedKind, id: &str, now_unix: u64) -> bool;
+}
+
+/// What a revocation of `subject` could name, in the order it is checked: its session id,
+/// its JWT id, its user.
+pub fn revocation_candidates(subject: &SessionSubject) -> [(RevokedKind, Option<&str>); 3] {
+    [
+        (RevokedKind::Session, subject.session_id.as_deref()),
+        (RevokedKind::Jti, subject.jti.as_deref()),
+        (RevokedKind::User, subject.user_id.as_deref()),
+    ]
+}
+
+/// The first of session id, JWT id, user that `deny` denies, in that order.
+pub fn check_revocation(
+    deny: &dyn DenyLookup,
+    subject: &SessionSubject,
+    now_unix: u64,
+) -> Result<(), RevokedKind> {
+    for (kind, id) in revocation_candidates(subject) {
+        if let Some(id) = id {
+            if deny.is_revoked(kind, id, now_unix) {
+                return Err(kind);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A refusal of [`admit_session`]: the reason, and a one-line detail naming the failing field
+/// (never the token) for logs and the edge's opt-in `X-Edge-Denial` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+/// CloudFront verification for [`admit_session`]: the verifier, the public base URL the
+/// signed resource is formed from, and where verified signatures are remembered (`None`:
+/// nowhere, every request pays the public-key operation).
 pub struct CloudFrontCheck<'a> {
     pub verifier: &'a CloudFrontVerifier,
     pub public_base_url: &'a str,
+    pub memo: Option<&'a dyn SignatureMemo>,
 }
 
 /// What a request presents, where a token or signature may travel.
@@ -288,15 +363,15 @@ pub struct Carriers<'a> {
     pub cookie_header: Option<&'a str>,
 }
 
-/// Admits a request for `facts.path` (token segment already removed, no query) exactly as the
-/// edge does; `deny` is consulted for a verified session token.
+/// Admits a request for `facts.path` (token segment already removed, no query); `deny` is
+/// consulted for a verified session token.
 pub fn admit_session(
     signer: &SessionSigner,
     cloudfront: Option<&CloudFrontCheck>,
     carriers: Carriers,
     facts: &RequestFacts,
-    deny: Option<&DenyList>,
-) -> Result<Admitted, Reason> {
+    deny: Option<&dyn DenyLookup>,
+) -> Result<Admitted, Refusal> {
     let name = signer.token_name();
     let Carriers {
         path_token,
@@ -312,23 +387,74 @@ pub fn admit_session(
             };
             if let Some(params) = params {
                 let resource = signed_resource(cf.public_base_url, raw_path, query);
-                return cf
-                    .verifier
-                    .verify(&params, &resource, facts.client_ip, facts.now_unix)
-                    .map(Admitted::CloudFront);
+                let verdict = match cf.memo {
+                    Some(memo) => cf.verifier.verify_memoized(
+                        &params,
+                        &resource,
+                        facts.client_ip,
+                        facts.now_unix,
+                        memo,
+                    ),
+                    None => cf
+                        .verifier
+                        .verify(&params, &resource, facts.client_ip, facts.now_unix),
+                };
+                return verdict.map(Admitted::CloudFront).map_err(|reason| Refusal {
+                    reason,
+                    detail: cloudfront_detail(reason, params.key_pair_id, &resource, facts),
+                });
             }
         }
-        return Err(Reason::MissingToken);
+        return Err(Refusal {
+            reason: Reason::MissingToken,
+            detail: format!(
+                "no {name} in the path, query or cookie{}",
+                if cloudfront.is_some() {
+                    ", and no CloudFront signature"
+                } else {
+                    ""
+                }
+            ),
+        });
     };
-    let grant = signer.verify(&token, facts)?;
+    let grant = signer.verify(&token, facts).map_err(|reason| Refusal {
+        reason,
+        detail: denial_detail(reason, &token, signer.field_delimiter(), facts),
+    })?;
     if let Some(deny) = deny {
-        deny.check(&grant.subject, facts.now_unix)
-            .map_err(|_| Reason::Revoked)?;
+        check_revocation(deny, &grant.subject, facts.now_unix).map_err(|kind| Refusal {
+            reason: Reason::Revoked,
+            detail: format!("{} revoked", kind.label()),
+        })?;
     }
     Ok(Admitted::Session {
         grant: Box::new(grant),
+        token,
         carrier,
     })
+}
+
+/// The detail of a CloudFront refusal for `resource`.
+fn cloudfront_detail(
+    reason: Reason,
+    key_pair_id: &str,
+    resource: &str,
+    facts: &RequestFacts,
+) -> String {
+    match reason {
+        Reason::UnknownKey => format!("Key-Pair-Id={key_pair_id} is not configured"),
+        Reason::Expired => format!("CloudFront DateLessThan <= now={}", facts.now_unix),
+        Reason::NotYetValid => format!("CloudFront DateGreaterThan > now={}", facts.now_unix),
+        Reason::AclMismatch => format!("CloudFront policy Resource does not cover {resource}"),
+        Reason::IpMismatch => match facts.client_ip {
+            Some(ip) => format!("CloudFront policy IpAddress does not match client={ip}"),
+            None => "CloudFront policy IpAddress set but the client address is unknown".into(),
+        },
+        Reason::BadSignature => {
+            format!("CloudFront Signature does not verify with Key-Pair-Id={key_pair_id}")
+        }
+        other => format!("CloudFront: {}", other.code()),
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +482,24 @@ mod tests {
             user_id: Some("u1".into()),
             jti: Some("j1".into()),
         }
+    }
+
+    /// The rule with the detail dropped, for comparing reasons.
+    fn admit_session(
+        signer: &SessionSigner,
+        cloudfront: Option<&CloudFrontCheck>,
+        carriers: Carriers,
+        facts: &RequestFacts,
+        deny: Option<&DenyList>,
+    ) -> Result<Admitted, Reason> {
+        super::admit_session(
+            signer,
+            cloudfront,
+            carriers,
+            facts,
+            deny.map(|d| d as &dyn DenyLookup),
+        )
+        .map_err(|refusal| refusal.reason)
     }
 
     fn carriers<'a>(
@@ -412,6 +556,16 @@ mod tests {
         assert_eq!(token_path("/keys/v/k1").unwrap(), "/keys/v/k1");
         assert_eq!(token_path("/hls/v/a/../b.ts"), Err(PathError::BadPath));
         assert_eq!(token_path("/hls/v/%zz.ts"), Err(PathError::BadPath));
+    }
+
+    #[test]
+    fn several_cookie_headers_are_one() {
+        assert_eq!(joined_cookie_header(&[]), None);
+        assert_eq!(joined_cookie_header(&["a=1"]).as_deref(), Some("a=1"));
+        assert_eq!(
+            joined_cookie_header(&["a=1; hdnts=exp=2~hmac=ff", "CloudFront-Policy=p"]).as_deref(),
+            Some("a=1; hdnts=exp=2~hmac=ff; CloudFront-Policy=p")
+        );
     }
 
     #[test]
@@ -515,6 +669,7 @@ mod tests {
         let check = CloudFrontCheck {
             verifier: &verifier,
             public_base_url: base,
+            memo: None,
         };
         let path = format!("/hls/{V}/720p/a.ts");
         // botocore signs the whole address, query included, and appends its parameters.
@@ -551,6 +706,50 @@ mod tests {
             signed_resource(base, "/hls/v/a.ts", Some("Expires=1&Signature=s")),
             "https://edge.example/hls/v/a.ts"
         );
+    }
+
+    #[test]
+    fn refusals_name_the_failing_field_never_the_token() {
+        let s = signer();
+        let path = format!("/hls/{V}/a.ts");
+        let expired = s.mint_session(V, &subject(), 999, None);
+        let q = format!("hdnts={expired}");
+        let refusal = super::admit_session(
+            &s,
+            None,
+            carriers(None, Some(&q), None, &path),
+            &facts(&path),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(refusal.reason, Reason::Expired);
+        assert_eq!(refusal.detail, "exp=999 < now=1000");
+        let refusal = super::admit_session(
+            &s,
+            None,
+            carriers(None, None, None, &path),
+            &facts(&path),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(refusal.detail, "no hdnts in the path, query or cookie");
+        let mut deny = DenyList::default();
+        deny.insert(RevokedKind::Jti, "j1", 2_000);
+        let token = s.mint_session(V, &subject(), 2_000, None);
+        let q = format!("hdnts={token}");
+        let refusal = super::admit_session(
+            &s,
+            None,
+            carriers(None, Some(&q), None, &path),
+            &facts(&path),
+            Some(&deny),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (refusal.reason, refusal.detail.as_str()),
+            (Reason::Revoked, "jti revoked")
+        );
+        assert!(!refusal.detail.contains("hmac"));
     }
 
     #[test]

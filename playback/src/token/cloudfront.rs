@@ -112,6 +112,19 @@ pub fn query_without_params(query: Option<&str>) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("&"))
 }
 
+/// The signed-URL parameters of `query`, raw and in order (`Policy=…&Signature=…&Key-Pair-Id=…`),
+/// to re-stamp on the child URIs of a playlist a signed URL admitted; `None` without any.
+pub fn signed_query_pairs(query: Option<&str>) -> Option<String> {
+    let pairs: Vec<&str> = query?
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            QUERY_PARAMS.contains(&name)
+        })
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join("&"))
+}
+
 /// The address a signed URL or cookie is checked against, as CloudFront and botocore sign it:
 /// `{public_base_url}{raw_path}` plus the request's query without the signed-URL parameters
 /// (`?a=1` stays part of the resource; `Expires`, `Policy`, `Signature`, `Key-Pair-Id` and

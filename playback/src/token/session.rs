@@ -88,6 +88,11 @@ impl SessionSigner {
         &self.auth.config().token_name
     }
 
+    /// The EdgeAuth field delimiter (`~`), which refusal details split tokens with.
+    pub fn field_delimiter(&self) -> char {
+        self.auth.config().field_delimiter
+    }
+
     /// The manifest token: admits `/hls/{video_id}/master.m3u8` until `expires_at`.
     pub fn mint_manifest(
         &self,

@@ -382,6 +382,12 @@ fn query_helpers() {
     );
     assert_eq!(query_without_params(Some(q)).as_deref(), Some("a=1&b=2"));
     assert_eq!(query_without_params(Some("Expires=1&Signature=2")), None);
+    let q = Some("x=1&hdnts=t&Policy=p&Signature=s&Key-Pair-Id=K");
+    assert_eq!(
+        signed_query_pairs(q).as_deref(),
+        Some("Policy=p&Signature=s&Key-Pair-Id=K")
+    );
+    assert_eq!(signed_query_pairs(Some("x=1")), None);
     assert_eq!(params_from_query("Expires=5&Signature=s"), None);
     assert_eq!(params_from_query("Expires=5&Key-Pair-Id=K"), None);
     assert_eq!(params_from_query(""), None);

@@ -1,0 +1,10 @@
+//! The application: the one place the edge is assembled ([`build`]: configuration sections
+//! and secrets in, parts out), its secrets ([`secrets`]), its background work ([`tasks`]), and
+//! the control plane's invalidations applied to the caches of two layers ([`invalidation`]).
+
+pub mod build;
+pub mod invalidation;
+pub mod secrets;
+pub mod tasks;
+
+pub use build::App;
