@@ -18,6 +18,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::viewer::authenticate;
 use super::{Answered, Ids, Outcome, Refused};
 use crate::core::clock::rfc3339;
 use crate::core::errors::EdgeError;
@@ -47,13 +48,7 @@ pub async fn revoke(
     facts: &RequestFacts<'_>,
     body: &[u8],
 ) -> Result<Answered, Refused> {
-    let mut ids = Ids::default();
-    let claims = gate
-        .viewers
-        .viewer(facts.jwt, facts.now.unix)
-        .await
-        .map_err(|e| ids.refused(e))?;
-    ids.user_id = Some(claims.sub.clone());
+    let (claims, ids) = authenticate(gate, facts, Ids::default()).await?;
     if !claims.is_admin() {
         return Err(ids.refused(EdgeError::AdminRequired));
     }

@@ -18,6 +18,7 @@ use playback::Reason;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::viewer::authenticate;
 use super::{Answered, Ids, Outcome, Refused};
 use crate::access::grant::stream_id;
 use crate::access::{Access, Grant};
@@ -46,16 +47,10 @@ async fn admit_viewer(
     parts: &Parts<'_>,
     facts: &RequestFacts<'_>,
     video_id: &str,
-    mut ids: Ids,
+    ids: Ids,
 ) -> Result<(Grant, Ids), Refused> {
     let now = facts.now;
-    let claims = parts
-        .gate
-        .viewers
-        .viewer(facts.jwt, now.unix)
-        .await
-        .map_err(|e| ids.refused(e))?;
-    ids.user_id = Some(claims.sub.clone());
+    let (claims, mut ids) = authenticate(parts.gate, facts, ids).await?;
     let stream = stream_id(facts.session_header, &claims, facts.jwt.unwrap_or_default())
         .map_err(|e| ids.refused(e))?;
     ids.session_id = Some(stream.clone());

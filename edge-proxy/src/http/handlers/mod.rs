@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod ops;
 mod outcome;
 pub mod streams;
+mod viewer;
 
 pub use outcome::{Answered, Ids, Outcome, Refused, UpstreamTarget};
 

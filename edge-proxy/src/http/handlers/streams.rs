@@ -5,6 +5,7 @@
 //! free (or probe) another's. The answer is 204 either way: whether the stream was still open
 //! is not the caller's concern.
 
+use super::viewer::authenticate;
 use super::{Answered, Ids, Outcome, Refused};
 use crate::access::Access;
 use crate::gate::Gate;
@@ -17,13 +18,7 @@ pub async fn stop(
     facts: &RequestFacts<'_>,
     stream_id: &str,
 ) -> Result<Answered, Refused> {
-    let mut ids = Ids::default();
-    let claims = gate
-        .viewers
-        .viewer(facts.jwt, facts.now.unix)
-        .await
-        .map_err(|e| ids.refused(e))?;
-    ids.user_id = Some(claims.sub.clone());
+    let (claims, mut ids) = authenticate(gate, facts, Ids::default()).await?;
     ids.session_id = Some(stream_id.to_string());
     let released = access.streams.release(&claims.sub, stream_id).await;
     tracing::info!(userId = %claims.sub, sessionId = stream_id, released, "stream stopped");
