@@ -9,7 +9,8 @@
 //! - [`client_address`]: which address a request comes from behind trusted proxies.
 //! - [`jwt`]: verification of the platform's viewer JWTs.
 //! - [`entitlement`]: who may play a title; [`streams`]: how many streams they may hold.
-//! - [`hls`]: playlist rewriting so every follow-up request carries proof.
+//! - [`hls`]: playlist rewriting so every follow-up request carries proof; [`dash`]: the same
+//!   for MPDs, with license URLs pointing at the edge.
 //! - [`keywrap`]: the envelope format content keys travel and rest in.
 //! - [`license`]: DRM license formats (ClearKey, FairPlay, Widevine, PlayReady).
 //! - [`denial`]: the machine reason codes every refusal carries.
@@ -17,6 +18,7 @@
 
 pub mod client_address;
 pub mod conditional;
+pub mod dash;
 pub mod denial;
 pub mod entitlement;
 pub mod hls;

@@ -112,6 +112,17 @@ impl Access {
     ) -> Result<Option<String>, Failure> {
         device_binding(presented, claims, self.require_device_id)
     }
+
+    /// The device rule for a request proven by a session token (no JWT, so no device claim):
+    /// refused when `drm.require_device_id` asks every license for a device.
+    pub fn device_binding_without_claims(&self) -> Result<Option<String>, Failure> {
+        match self.require_device_id {
+            true => Err(EdgeError::Denied(Reason::DeviceMismatch).because(
+                "this edge requires X-Device-Id with a JWT; a session token carries no device",
+            )),
+            false => Ok(None),
+        }
+    }
 }
 
 /// The stream a JWT-authenticated request belongs to: `X-Playback-Session-Id` (`header`, as

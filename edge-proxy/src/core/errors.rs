@@ -37,6 +37,9 @@ pub enum EdgeError {
     /// The origin's playlist could not be parsed or rewritten.
     #[error("origin playlist is invalid")]
     BadPlaylist,
+    /// The origin's MPD could not be parsed or rewritten (not XML, a DTD, a bad template).
+    #[error("origin MPD is invalid")]
+    BadMpd,
     /// The origin failed or answered with an error.
     #[error("origin unavailable")]
     OriginUnavailable,
@@ -99,6 +102,7 @@ impl EdgeError {
             EdgeError::MethodNotAllowed => 405,
             EdgeError::PlaylistTooLarge { .. }
             | EdgeError::BadPlaylist
+            | EdgeError::BadMpd
             | EdgeError::OriginUnavailable
             | EdgeError::KeyUnavailable => 502,
             EdgeError::ControlPlaneUnavailable => 503,
@@ -125,6 +129,7 @@ impl EdgeError {
             EdgeError::MethodNotAllowed => "method_not_allowed",
             EdgeError::PlaylistTooLarge { .. } => "playlist_too_large",
             EdgeError::BadPlaylist => "bad_playlist",
+            EdgeError::BadMpd => "bad_mpd",
             EdgeError::OriginUnavailable => "origin_unavailable",
             EdgeError::ControlPlaneUnavailable => "control_plane_unavailable",
             EdgeError::KeyUnavailable => "key_unavailable",
@@ -156,6 +161,7 @@ impl EdgeError {
                 format!("The origin's playlist is larger than the edge's limit of {limit} bytes.")
             }
             EdgeError::BadPlaylist => "The origin's playlist could not be rewritten.".into(),
+            EdgeError::BadMpd => "The origin's MPD could not be rewritten.".into(),
             EdgeError::OriginUnavailable => "The origin could not be reached or failed.".into(),
             EdgeError::ControlPlaneUnavailable => {
                 "The control plane could not be reached; try again shortly.".into()

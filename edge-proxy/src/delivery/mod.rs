@@ -1,6 +1,6 @@
 //! Where the bytes come from: origins (a directory, HTTP servers, an S3 bucket) in
 //! [`origin`], the segment cache and the origin-playlist cache in [`cache`], playlist
-//! rewriting onto the edge in [`rewrite`], and who may cache a segment and for how long in
+//! playlist and MPD rewriting onto the edge in [`rewrite`], and who may cache a segment and for how long in
 //! [`segments`]. [`Delivery`] holds one of each for the request handlers.
 
 pub mod cache;
@@ -11,6 +11,8 @@ pub mod segments;
 use cache::playlists::OriginPlaylists;
 use cache::SegmentCache;
 use origin::Origin;
+use playback::dash::DASH_MANIFEST;
+use playback::hls::AssetPath;
 
 /// The origin and its caches; one per process.
 pub struct Delivery {
@@ -22,4 +24,14 @@ pub struct Delivery {
     pub playlists: OriginPlaylists,
     /// `cache.segment_max_age_secs`: a segment's freshness when its origin says nothing.
     pub segment_max_age_secs: u64,
+}
+
+impl Delivery {
+    /// True when the origin has `video_id`'s DASH manifest (`manifest.mpd` beside the master).
+    pub async fn has_mpd(&self, video_id: &str) -> bool {
+        let Ok(path) = AssetPath::parse(DASH_MANIFEST) else {
+            return false;
+        };
+        self.playlists.exists(&self.origin, video_id, &path).await
+    }
 }

@@ -1,8 +1,10 @@
-//! The edge's side of playlist rewriting (`playback::hls::rewrite_playlist`): every URI of an
-//! origin playlist resolved onto `/hls/{videoId}/...` (absolute origin URIs included) and
-//! carrying the viewer's stamp; and the title's duration, read from its first media playlist,
-//! which decides how long a session token lives.
+//! The edge's side of manifest rewriting (`playback::hls::rewrite_playlist`,
+//! `playback::dash::rewrite_mpd`): every URI of an origin playlist or MPD resolved onto
+//! `/hls/{videoId}/...` (absolute origin URIs included) and carrying the viewer's stamp; and
+//! the title's duration, read from its first media playlist or the MPD, which decides how long
+//! a session token lives.
 
+use playback::dash::{mpd_facts, rewrite_mpd, LicenseUrls, MpdContext};
 use playback::hls::{
     first_variant_uri, media_duration_secs, rewrite_playlist, AssetPath, RewriteContext, Stamp,
 };
@@ -36,6 +38,39 @@ pub fn rewrite(
         tracing::warn!(video_id, error = %e, "origin playlist could not be rewritten");
         EdgeError::BadPlaylist
     })
+}
+
+/// `original` (the origin's copy of the MPD at `path`) rewritten for the edge: every URL
+/// carrying `stamp` and, with `licenses`, every DRM system's license URL pointing at the edge.
+pub fn rewrite_dash(
+    origin: &Origin,
+    video_id: &str,
+    path: &AssetPath,
+    original: &str,
+    token_name: &str,
+    stamp: Stamp,
+    licenses: Option<LicenseUrls>,
+) -> Result<String, EdgeError> {
+    let origin_prefix = origin.rewrite_prefix(video_id);
+    let mpd_path = format!("{}{}", hls_prefix(video_id), path.encoded());
+    let context = MpdContext {
+        video_id,
+        mpd_path: &mpd_path,
+        origin_prefix: origin_prefix.as_deref(),
+        token_name,
+        stamp,
+        licenses,
+    };
+    rewrite_mpd(original, &context).map_err(|e| {
+        tracing::warn!(video_id, error = %e, "origin MPD could not be rewritten");
+        EdgeError::BadMpd
+    })
+}
+
+/// The presentation's duration in whole seconds from the MPD's root; `None` when it is live
+/// or does not say.
+pub fn mpd_duration(mpd: &str) -> Option<u64> {
+    mpd_facts(mpd).filter(|f| !f.dynamic)?.duration_secs
 }
 
 /// The title's duration in whole seconds: the `#EXTINF` total of the first media playlist the

@@ -1,25 +1,38 @@
 //! Session tokens at the edge, built on [`playback::token::session`] (EdgeAuth v2).
 //!
-//! - `/playback/{v}/manifest` hands out a **manifest token**: admits only the master playlist,
-//!   lives `signed_urls.manifest_ttl_secs`, carries a new random session id and the viewer.
-//! - Serving the master with a manifest token mints the **session token**: the title's HLS tree
-//!   and keys, same session id and viewer, lasting the content's duration (sum of `#EXTINF` of
-//!   the first media playlist the master references; `sessions.default_duration_secs` when
-//!   unknown) plus `sessions.grace_secs`, optionally bound to the client address
-//!   (`sessions.bind_ip`). Media playlists re-stamp the session token they were fetched with;
-//!   it is never extended.
+//! - `/playback/{v}/manifest` hands out a **manifest token**: admits only the master playlist
+//!   and the MPD, lives `signed_urls.manifest_ttl_secs`, carries a new random session id and
+//!   the viewer.
+//! - Serving either manifest with a manifest token mints the **session token**: the title's
+//!   tree, keys and license endpoints, same session id and viewer, lasting the content's
+//!   duration (sum of `#EXTINF` of the first media playlist the master references, or the
+//!   MPD's `mediaPresentationDuration`; `sessions.default_duration_secs` when unknown) plus
+//!   `sessions.grace_secs`, optionally bound to the client address (`sessions.bind_ip`).
+//!   Media playlists and MPD refreshes re-stamp the session token they were fetched with; it
+//!   is never extended. An MPD's license URLs carry it too ([`Sessions::license_urls`]).
 //! - How child requests carry it is [`super::propagation`]; how a request is admitted
 //!   (EdgeAuth, CloudFront, revocation) is [`super::admission`].
 
 use std::net::IpAddr;
 
+use playback::dash::DASH_MANIFEST;
+use playback::hls::HLS_MASTER;
 use playback::token::edgeauth::{Algorithm, EdgeAuth, EdgeAuthConfig};
-use playback::token::hls_master_path;
 use playback::token::session::{
     escape_segment, ip_rule, session_expiry, session_id, IpBinding, SessionSigner, SessionSubject,
 };
 
 use crate::config::{BindIp, CookiesConfig, SessionMode, SessionsConfig, SignedUrlConfig};
+
+/// A title's manifest URLs with one manifest token.
+pub struct ManifestUrls {
+    /// The HLS master playlist.
+    pub hls: String,
+    /// The DASH MPD (offered when the title has one).
+    pub dash: String,
+    /// When the manifest token expires (Unix seconds).
+    pub expires_at: u64,
+}
 
 /// The session rules of this edge, from `[signed_urls]`, `[sessions]` and `[cookies]`.
 pub struct Sessions {
@@ -87,34 +100,51 @@ impl Sessions {
         }
     }
 
-    /// The master-playlist URL with a manifest token, and its expiry. Path mode puts the token
-    /// in a path segment (no query for players to lose); the other modes use the query.
-    pub fn manifest_url(
+    /// The master-playlist and MPD URLs with one manifest token, and its expiry. Path mode
+    /// puts the token in a path segment (no query for players to lose); the other modes use
+    /// the query.
+    pub fn manifest_urls(
         &self,
         public_base_url: &str,
         video_id: &str,
         subject: &SessionSubject,
         now: u64,
-    ) -> (String, u64) {
+    ) -> ManifestUrls {
         let expires_at = now + self.manifest_ttl_secs;
         let token = self.signer.mint_manifest(video_id, subject, expires_at);
         let name = self.token_name();
-        let url = match self.mode {
+        let url = |file: &str| match self.mode {
             SessionMode::Path => format!(
-                "{public_base_url}/hls/{video_id}/{name}={}/master.m3u8",
+                "{public_base_url}/hls/{video_id}/{name}={}/{file}",
                 escape_segment(&token)
             ),
             SessionMode::Query | SessionMode::Cookie => {
-                format!(
-                    "{public_base_url}{}?{name}={token}",
-                    hls_master_path(video_id)
-                )
+                format!("{public_base_url}/hls/{video_id}/{file}?{name}={token}")
             }
         };
-        (url, expires_at)
+        ManifestUrls {
+            hls: url(HLS_MASTER),
+            dash: url(DASH_MANIFEST),
+            expires_at,
+        }
     }
 
-    /// The session token for `subject`, minted when the master is served.
+    /// The license URLs an MPD served with `session_token` names: `/drm/{system}/{v}` with
+    /// the token in the query, whatever the mode (a cookie is scoped to the title's tree, a
+    /// path segment is not read by license routes).
+    pub fn license_urls(
+        &self,
+        public_base_url: &str,
+        video_id: &str,
+        session_token: &str,
+    ) -> [String; 3] {
+        let name = self.token_name();
+        ["widevine", "playready", "clearkey"].map(|system| {
+            format!("{public_base_url}/drm/{system}/{video_id}?{name}={session_token}")
+        })
+    }
+
+    /// The session token for `subject`, minted when a manifest is served.
     pub fn mint_session(
         &self,
         video_id: &str,

@@ -4,11 +4,14 @@
 mod asset_path;
 mod duration;
 mod rewrite;
-mod uri;
+pub(crate) mod uri;
 
 pub use asset_path::{AssetPath, BadPath};
 pub use duration::{first_variant_uri, media_duration_secs};
 pub use rewrite::{rewrite_playlist, RewriteContext, RewriteError, Stamp};
+
+/// File name of a title's master playlist in its directory.
+pub const HLS_MASTER: &str = "master.m3u8";
 
 /// True when `path` names an HLS playlist (by extension, ignoring any query).
 pub fn is_playlist(path: &str) -> bool {

@@ -50,7 +50,7 @@ pub enum Stamp<'a> {
 }
 
 impl Stamp<'_> {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Stamp::Query(t) | Stamp::QueryPairs(t) | Stamp::PathSegment(t) => t.len(),
             Stamp::Nothing => 0,

@@ -3,11 +3,12 @@
 //! Two tokens per session, both plain EdgeAuth v2 tokens (so an Akamai property with the same
 //! key validates them too):
 //!
-//! - the **manifest token** admits only the master playlist (`acl=/hls/{v}/master.m3u8`),
+//! - the **manifest token** admits only the title's manifests, the HLS master playlist and the
+//!   DASH MPD (`acl=/hls/{v}/master.m3u8!/hls/{v}/manifest.mpd`),
 //!   lives `signed_urls.manifest_ttl_secs`, and carries a fresh session id (`id`) and the viewer
 //!   (`data`);
-//! - the **session token**, minted when the master is served, admits the title's HLS tree and
-//!   key endpoint ([`video_acl`]), carries the same `id` and `data`, lasts the content's
+//! - the **session token**, minted when a manifest is served, admits the title's tree, its key
+//!   endpoint and its license endpoints ([`video_acl`]), carries the same `id` and `data`, lasts the content's
 //!   duration plus a grace period, and may be bound to the client's address or network (`ip`).
 //!
 //! `data` is `<user>` or `<user>:<jti>`, each part percent-encoded (`:` included), so it never
@@ -20,7 +21,7 @@
 use std::net::IpAddr;
 
 use super::edgeauth::{EdgeAuth, EdgeAuthFields, RequestFacts};
-use super::{hls_master_path, video_acl};
+use super::{dash_manifest_path, hls_master_path, video_acl};
 use crate::encoding::{percent_decode, percent_encode};
 use crate::Reason;
 
@@ -45,8 +46,8 @@ pub struct SessionGrant {
 }
 
 impl SessionGrant {
-    /// True when this is the manifest token of `video_id` (it admits only the master), so
-    /// serving the master must mint the session token.
+    /// True when this is the manifest token of `video_id` (it admits only the manifests), so
+    /// serving a manifest must mint the session token.
     pub fn is_manifest_for(&self, video_id: &str) -> bool {
         self.fields.acl == manifest_acl(video_id)
     }
@@ -63,9 +64,9 @@ pub enum IpBinding {
     Subnet,
 }
 
-/// The ACL of a manifest token: the title's master playlist only.
+/// The ACL of a manifest token: the title's master playlist and MPD only.
 pub fn manifest_acl(video_id: &str) -> Vec<String> {
-    vec![hls_master_path(video_id)]
+    vec![hls_master_path(video_id), dash_manifest_path(video_id)]
 }
 
 /// Mints and verifies session tokens with one EdgeAuth configuration.
@@ -93,7 +94,7 @@ impl SessionSigner {
         self.auth.config().field_delimiter
     }
 
-    /// The manifest token: admits `/hls/{video_id}/master.m3u8` until `expires_at`.
+    /// The manifest token: admits the title's master playlist and MPD until `expires_at`.
     pub fn mint_manifest(
         &self,
         video_id: &str,
@@ -313,12 +314,22 @@ mod tests {
     }
 
     #[test]
-    fn manifest_token_admits_only_the_master() {
+    fn manifest_token_admits_only_the_manifests() {
         let s = signer();
         let token = s.mint_manifest(V, &subject(Some("j-1")), 1_000);
         let master = hls_master_path(V);
         let grant = s.verify(&token, &facts(&master, 900)).unwrap();
         assert!(grant.is_manifest_for(V));
+        let mpd = dash_manifest_path(V);
+        assert!(s
+            .verify(&token, &facts(&mpd, 900))
+            .unwrap()
+            .is_manifest_for(V));
+        let license = format!("/drm/clearkey/{V}");
+        assert_eq!(
+            s.verify(&token, &facts(&license, 900)),
+            Err(Reason::AclMismatch)
+        );
         assert_eq!(grant.subject, subject(Some("j-1")));
         assert_eq!(grant.expires_at, 1_000);
         let variant = format!("/hls/{V}/720p/index.m3u8");
@@ -342,6 +353,9 @@ mod tests {
             format!("/hls/{V}/720p/seg_1.ts"),
             format!("/keys/{V}/k1"),
             hls_master_path(V),
+            dash_manifest_path(V),
+            format!("/drm/clearkey/{V}"),
+            format!("/drm/widevine/{V}"),
         ] {
             let grant = s.verify(&token, &facts(&path, 4_000)).unwrap();
             assert!(!grant.is_manifest_for(V));

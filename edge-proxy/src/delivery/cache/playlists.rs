@@ -1,9 +1,11 @@
 //! The origin copy of each playlist, cached so that N viewers of a title make one origin read
 //! per freshness period; every viewer's copy is rewritten from it afterwards (and `no-store`).
 //!
-//! Freshness is the origin's (`OriginPlaylist::max_age_secs`) when it says so, else
-//! `cache.playlist_vod_ttl_secs` for a finished playlist (`#EXT-X-ENDLIST`) and
-//! `cache.playlist_live_ttl_secs` for a live one. Concurrent refreshes of one playlist are
+//! MPDs are cached the same way. Freshness is the origin's (`OriginPlaylist::max_age_secs`)
+//! when it says so, else `cache.playlist_vod_ttl_secs` for a finished playlist
+//! (`#EXT-X-ENDLIST`) or a static MPD, and `cache.playlist_live_ttl_secs` for a live one. That
+//! a title has no MPD is remembered for `cache.playlist_vod_ttl_secs` too, so a manifest
+//! request for an HLS-only title asks the origin once per period, not every time. Concurrent refreshes of one playlist are
 //! serialized per key, so the first fetches and the rest find it fresh. When a refresh fails,
 //! the last good copy keeps answering for `cache.stale_if_error_secs`.
 //!
@@ -18,6 +20,7 @@ use moka::ops::compute::Op;
 
 use crate::config::CacheConfig;
 use crate::delivery::origin::{Origin, OriginError};
+use playback::dash::mpd_facts;
 use playback::hls::AssetPath;
 
 /// A playlist as the origin serves it, with how long it stays fresh.
@@ -53,6 +56,8 @@ impl Stored {
 /// The origin playlists this edge holds.
 pub struct OriginPlaylists {
     entries: Cache<(String, String), Stored>,
+    /// Manifests the origin answered 404 for.
+    absent: Cache<(String, String), ()>,
     live_ttl: Duration,
     vod_ttl: Duration,
     stale_if_error: Duration,
@@ -68,6 +73,10 @@ impl OriginPlaylists {
             entries: Cache::builder()
                 .max_capacity(config.playlist_max_entries)
                 .time_to_live(live_ttl.max(vod_ttl) + stale_if_error)
+                .build(),
+            absent: Cache::builder()
+                .max_capacity(config.playlist_max_entries)
+                .time_to_live(vod_ttl)
                 .build(),
             live_ttl,
             vod_ttl,
@@ -135,6 +144,25 @@ impl OriginPlaylists {
         outcome
     }
 
+    /// True when the origin has the manifest at `path` (its copy is then cached); false when
+    /// it answers 404 (remembered) or cannot be reached.
+    pub async fn exists(&self, origin: &Origin, video_id: &str, path: &AssetPath) -> bool {
+        let key = (video_id.to_string(), path.encoded().to_string());
+        if origin.is_proxied() && self.absent.contains_key(&key) {
+            return false;
+        }
+        match self.get(origin, video_id, path).await {
+            Ok(_) => true,
+            Err(OriginError::NotFound) => {
+                if origin.is_proxied() {
+                    self.absent.insert(key, ()).await;
+                }
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
     fn within_stale_window(&self, stored: &Stored) -> bool {
         stored.fetched.elapsed() < stored.ttl + self.stale_if_error
     }
@@ -143,6 +171,7 @@ impl OriginPlaylists {
         let ttl = match origin_max_age {
             Some(secs) => Duration::from_secs(secs).min(self.vod_ttl.max(self.live_ttl)),
             None if body.contains("#EXT-X-ENDLIST") => self.vod_ttl,
+            None if mpd_facts(&body).is_some_and(|f| !f.dynamic) => self.vod_ttl,
             None => self.live_ttl,
         };
         Stored {

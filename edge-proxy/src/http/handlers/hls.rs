@@ -1,19 +1,22 @@
-//! `GET /hls/{videoId}/{path}`: playlists and segments, admitted by a session token (or a
-//! CloudFront signature), in one straight line:
+//! `GET /hls/{videoId}/{path}`: playlists, MPDs and segments, admitted by a session token (or
+//! a CloudFront signature), in one straight line:
 //!
 //! 1. cut off a path-mode token segment and prove the path safe ([`AssetPath`]);
 //! 2. a CDN with the `[cdn]` secret skips the token and gets token-free, publicly cacheable
 //!    answers (playlists rewritten without a stamp, segments `public`);
 //! 3. otherwise admit the request ([`crate::gate::admission`]) and keep the viewer's stream
 //!    slot alive (batched, no I/O here);
-//! 4. a playlist is read from the origin-playlist cache and rewritten
-//!    ([`crate::delivery::rewrite`]): a master served with a manifest token mints the session
-//!    token (its lifetime from the first media playlist's duration) and stamps it on every
-//!    child URI, or sets it as cookies; any other playlist re-stamps the token it came with;
+//! 4. a playlist or MPD is read from the origin-playlist cache and rewritten
+//!    ([`crate::delivery::rewrite`]): a master or MPD served with a manifest token mints the
+//!    session token (its lifetime from the first media playlist's duration or the MPD's) and
+//!    stamps it on every child URI, or sets it as cookies; any other playlist re-stamps the
+//!    token it came with. An MPD served to a viewer also names this edge's license endpoints,
+//!    the session token in their query;
 //! 5. a segment streams: from a directory origin by the edge itself (ranges, conditional
 //!    requests), from an HTTP or S3 origin through Pingora and the segment cache, without the
 //!    token (query, path segment or cookie).
 
+use playback::dash::{is_mpd, LicenseUrls};
 use playback::hls::{is_playlist, AssetPath, Stamp};
 use playback::token::admission::{split_token_segment, Carriers};
 use playback::token::session::escape_segment;
@@ -23,7 +26,7 @@ use crate::access::Access;
 use crate::config::SessionMode;
 use crate::core::errors::EdgeError;
 use crate::delivery::origin::{media_type, Origin};
-use crate::delivery::rewrite::{content_duration, rewrite};
+use crate::delivery::rewrite::{content_duration, mpd_duration, rewrite, rewrite_dash};
 use crate::delivery::segments::{segment_cache_control, strong_etag, Audience};
 use crate::delivery::Delivery;
 use crate::gate::admission::Proof;
@@ -39,6 +42,32 @@ pub struct Parts<'a> {
     pub access: &'a Access,
     pub delivery: &'a Delivery,
     pub analytics: &'a Analytics,
+    /// `server.public_base_url`, for the license URLs an MPD names.
+    pub public_base_url: &'a str,
+}
+
+/// The two manifest formats this route rewrites.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Manifest {
+    Hls,
+    Dash,
+}
+
+impl Manifest {
+    fn of(path: &str) -> Option<Manifest> {
+        match (is_playlist(path), is_mpd(path)) {
+            (true, _) => Some(Manifest::Hls),
+            (_, true) => Some(Manifest::Dash),
+            _ => None,
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Manifest::Hls => "m3u8",
+            Manifest::Dash => "mpd",
+        }
+    }
 }
 
 pub async fn serve(
@@ -62,13 +91,13 @@ pub async fn serve(
         .as_ref()
         .is_some_and(|cdn| cdn.admits(facts.headers))
     {
-        let outcome = match is_playlist(&edge_path) {
-            true => Outcome::Reply(
-                cdn_playlist(parts.delivery, facts, video_id, &path, name)
+        let outcome = match Manifest::of(&edge_path) {
+            Some(kind) => Outcome::Reply(
+                cdn_playlist(parts.delivery, facts, video_id, &path, name, kind)
                     .await
                     .map_err(|e| ids.refused(e))?,
             ),
-            false => segment(parts.delivery, facts, video_id, &path, name, Audience::Cdn)
+            None => segment(parts.delivery, facts, video_id, &path, name, Audience::Cdn)
                 .await
                 .map_err(|e| ids.refused(e))?,
         };
@@ -93,13 +122,13 @@ pub async fn serve(
             parts.access.streams.touch(user, session, facts.now.unix_ms);
         }
     }
-    let outcome = match is_playlist(&edge_path) {
-        true => Outcome::Reply(
-            playlist(parts, facts, video_id, &path, proof)
+    let outcome = match Manifest::of(&edge_path) {
+        Some(kind) => Outcome::Reply(
+            playlist(parts, facts, video_id, &path, proof, kind)
                 .await
                 .map_err(|e| ids.refused(e))?,
         ),
-        false => segment(
+        None => segment(
             parts.delivery,
             facts,
             video_id,
@@ -113,13 +142,14 @@ pub async fn serve(
     Ok(ids.answered(outcome))
 }
 
-/// A viewer's copy of a playlist: the origin copy rewritten with the viewer's stamp.
+/// A viewer's copy of a playlist or MPD: the origin copy rewritten with the viewer's stamp.
 async fn playlist(
     parts: &Parts<'_>,
     facts: &RequestFacts<'_>,
     video_id: &str,
     path: &AssetPath,
     proof: Proof,
+    kind: Manifest,
 ) -> Result<Reply, EdgeError> {
     let delivery = parts.delivery;
     let sessions = &parts.gate.sessions;
@@ -137,14 +167,19 @@ async fn playlist(
                 video_id,
                 grant.subject.session_id.as_deref(),
             ));
-            let duration = content_duration(
-                &delivery.origin,
-                &delivery.playlists,
-                video_id,
-                path,
-                &original,
-            )
-            .await;
+            let duration = match kind {
+                Manifest::Hls => {
+                    content_duration(
+                        &delivery.origin,
+                        &delivery.playlists,
+                        video_id,
+                        path,
+                        &original,
+                    )
+                    .await
+                }
+                Manifest::Dash => mpd_duration(&original),
+            };
             let minted = sessions.mint_session(
                 video_id,
                 &grant.subject,
@@ -173,43 +208,73 @@ async fn playlist(
         } => Stamp::QueryPairs(pairs),
         Proof::CloudFront { query_pairs: None } => Stamp::Nothing,
     };
-    let rewritten = rewrite(
-        &delivery.origin,
-        video_id,
-        path,
-        &original,
-        sessions.token_name(),
-        stamp,
-    )?;
-    let mut reply = Reply::bytes(200, media_type::for_extension(Some("m3u8")), rewritten)
-        .header("cache-control", "no-store");
+    let rewritten = match kind {
+        Manifest::Hls => rewrite(
+            &delivery.origin,
+            video_id,
+            path,
+            &original,
+            sessions.token_name(),
+            stamp,
+        )?,
+        Manifest::Dash => {
+            // License URLs carry the session token; a CloudFront viewer keeps the origin's.
+            let licenses = matches!(proof, Proof::Session { .. })
+                .then(|| sessions.license_urls(parts.public_base_url, video_id, &child_token));
+            let licenses = licenses
+                .as_ref()
+                .map(|[widevine, playready, clearkey]| LicenseUrls {
+                    widevine,
+                    playready,
+                    clearkey,
+                });
+            rewrite_dash(
+                &delivery.origin,
+                video_id,
+                path,
+                &original,
+                sessions.token_name(),
+                stamp,
+                licenses,
+            )?
+        }
+    };
+    let content_type = media_type::for_extension(Some(kind.extension()));
+    let mut reply = Reply::bytes(200, content_type, rewritten).header("cache-control", "no-store");
     for cookie in cookies.into_iter().flatten() {
         reply = reply.header("set-cookie", cookie);
     }
     Ok(reply)
 }
 
-/// A playlist for a CDN: the origin copy with absolute origin URIs mapped onto the edge, no
-/// token stamped, `public` for the rest of its freshness, with an `ETag` of its bytes.
+/// A playlist or MPD for a CDN: the origin copy with absolute origin URIs mapped onto the
+/// edge, no token stamped, `public` for the rest of its freshness, with an `ETag` of its bytes.
 async fn cdn_playlist(
     delivery: &Delivery,
     facts: &RequestFacts<'_>,
     video_id: &str,
     path: &AssetPath,
     token_name: &str,
+    kind: Manifest,
 ) -> Result<Reply, EdgeError> {
     let cached = delivery
         .playlists
         .get(&delivery.origin, video_id, path)
         .await?;
-    let body = rewrite(
-        &delivery.origin,
-        video_id,
-        path,
-        &cached.body,
-        token_name,
-        Stamp::Nothing,
-    )?;
+    let (origin, body) = (&delivery.origin, &cached.body);
+    let body = match kind {
+        Manifest::Hls => rewrite(origin, video_id, path, body, token_name, Stamp::Nothing)?,
+        Manifest::Dash => rewrite_dash(
+            origin,
+            video_id,
+            path,
+            body,
+            token_name,
+            Stamp::Nothing,
+            None,
+        )?,
+    };
+    let content_type = media_type::for_extension(Some(kind.extension()));
     let etag = strong_etag(body.as_bytes());
     let remaining = cached.ttl.saturating_sub(cached.age).as_secs();
     let cache_control = match cached.stale {
@@ -218,8 +283,8 @@ async fn cdn_playlist(
     };
     let not_modified = playback::conditional::if_none_match_holds(facts.headers, &etag);
     let reply = match not_modified {
-        true => Reply::bytes(304, media_type::for_extension(Some("m3u8")), ""),
-        false => Reply::bytes(200, media_type::for_extension(Some("m3u8")), body),
+        true => Reply::bytes(304, content_type, ""),
+        false => Reply::bytes(200, content_type, body),
     };
     Ok(reply
         .header("cache-control", cache_control)

@@ -12,6 +12,7 @@
 use base64::Engine;
 use bytes::Bytes;
 use playback::license::clearkey::LicenseRequest;
+use playback::token::admission::Carriers;
 use playback::token::query_param;
 use playback::token::session::SessionSubject;
 use playback::Reason;
@@ -41,14 +42,18 @@ pub struct Parts<'a> {
     pub records: &'a Records,
 }
 
-/// Authenticates a license request's viewer (JWT) and admits them for `video_id`; the ids come
-/// back with the user and the stream as far as they were learned, on the grant or the refusal.
+/// Authenticates a license request's viewer (JWT, or the title's session token when the
+/// request carries no JWT) and admits them for `video_id`; the ids come back with the user and
+/// the stream as far as they were learned, on the grant or the refusal.
 async fn admit_viewer(
     parts: &Parts<'_>,
     facts: &RequestFacts<'_>,
     video_id: &str,
     ids: Ids,
 ) -> Result<(Grant, Ids), Refused> {
+    if facts.jwt.is_none() && query_param(facts.query, parts.gate.sessions.token_name()).is_some() {
+        return admit_session_holder(parts, facts, video_id, ids).await;
+    }
     let now = facts.now;
     let (claims, mut ids) = authenticate(parts.gate, facts, ids).await?;
     let stream = stream_id(facts.session_header, &claims, facts.jwt.unwrap_or_default())
@@ -71,6 +76,62 @@ async fn admit_viewer(
     match parts
         .access
         .admit(&claims.sub, video_id, stream, device_id, now)
+        .await
+    {
+        Ok(grant) => Ok((grant, ids)),
+        Err(e) => Err(ids.refused(e)),
+    }
+}
+
+/// A license request carrying the title's session token in its query: the license URL an MPD
+/// names, so a player with nothing but the MPD gets its license. The token proves the viewer
+/// and the session (its ACL covers `/drm/{system}/{v}`; revocations apply), and the session is
+/// the stream, as for an AES-128 key. Device binding needs the JWT's device claim, so a tier
+/// that binds devices refuses these.
+async fn admit_session_holder(
+    parts: &Parts<'_>,
+    facts: &RequestFacts<'_>,
+    video_id: &str,
+    mut ids: Ids,
+) -> Result<(Grant, Ids), Refused> {
+    let carriers = Carriers {
+        path_token: None,
+        raw_path: facts.path,
+        query: facts.query,
+        cookie_header: None,
+    };
+    let now = facts.now;
+    let proof = parts
+        .gate
+        .admission()
+        .admit(carriers, facts.path, facts.client_ip, now.unix)
+        .map_err(|f| ids.refused(f))?;
+    let subject = &proof
+        .session()
+        .ok_or_else(|| {
+            ids.refused(EdgeError::Denied(Reason::NotEntitled).because(
+                "a CloudFront signature names no viewer; send the viewer's JWT or the session token",
+            ))
+        })?
+        .subject;
+    ids.user_id.clone_from(&subject.user_id);
+    ids.session_id.clone_from(&subject.session_id);
+    let Some(user_id) = subject.user_id.clone() else {
+        return Err(ids.refused(
+            EdgeError::Denied(Reason::NotEntitled).because("the session token names no viewer"),
+        ));
+    };
+    let stream = subject
+        .session_id
+        .clone()
+        .unwrap_or_else(|| format!("license-{user_id}"));
+    let device_id = parts
+        .access
+        .device_binding_without_claims()
+        .map_err(|f| ids.refused(f))?;
+    match parts
+        .access
+        .admit(&user_id, video_id, stream, device_id, now)
         .await
     {
         Ok(grant) => Ok((grant, ids)),

@@ -66,7 +66,8 @@ pub async fn dispatch(
         Route::Ready if is_get => reply(ops::ready(&edge.delivery, &edge.ops).await),
         Route::Metrics if is_get => reply(ops::metrics(edge)),
         Route::PlaybackManifest { video_id } if is_get => {
-            manifest::serve(&edge.gate, &edge.access, &edge.ops, facts, &video_id).await
+            let (gate, access, delivery) = (&edge.gate, &edge.access, &edge.delivery);
+            manifest::serve(gate, access, delivery, &edge.ops, facts, &video_id).await
         }
         Route::Hls { video_id, .. } if is_get => {
             let parts = hls::Parts {
@@ -74,6 +75,7 @@ pub async fn dispatch(
                 access: &edge.access,
                 delivery: &edge.delivery,
                 analytics: &edge.records.analytics,
+                public_base_url: &edge.ops.public_base_url,
             };
             hls::serve(&parts, facts, &video_id).await
         }
