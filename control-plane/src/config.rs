@@ -820,6 +820,16 @@ impl Config {
                 ));
             }
         }
+        if m.drm == "static_key" && t.protection != "aes-128" {
+            return Err(ConfigError::invalid(
+                "transcode.protection",
+                format!(
+                    "{:?} needs keys from SPEKE on MediaConvert; set transcode.mediaconvert.drm = \
+                     \"speke\" (with speke_url), or protection = \"aes-128\" for static keys",
+                    t.protection
+                ),
+            ));
+        }
         if !MEDIACONVERT_DRM_MODES.contains(&m.drm.as_str()) {
             return Err(ConfigError::invalid(
                 "transcode.mediaconvert.drm",

@@ -94,7 +94,7 @@ pub struct ManifestUrl {
     request_body = TranscodeBody,
     responses(
         (status = 202, description = "Queued; poll GET /media/transcode/{fileId}", body = TranscodeAccepted),
-        (status = 400, description = "Malformed body, or a protection that is unknown (`invalid_protection`), does not fit `enableDrm` (`protection_mismatch`) or that this backend cannot make (`protection_unsupported`)"),
+        (status = 400, description = "Malformed body, or a protection that is unknown (`invalid_protection`), does not fit `enableDrm` (`protection_mismatch`) or that the backend cannot make (`protection_unsupported`: cbcs/cenc on MediaConvert without SPEKE)"),
         (status = 401, description = "No or bad token"),
         (status = 403, description = "Not the owner, or DRM without a paid tier"),
         (status = 404, description = "No such file"),
@@ -175,15 +175,12 @@ pub async fn start_transcode(
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
-/// The protection of the title `body` asks for ([`Protection::resolve`]); the MediaConvert
-/// backend makes MPEG-TS HLS, so it takes `aes-128` (its default) and `none` only.
+/// The protection of the title `body` asks for ([`Protection::resolve`], the default from
+/// `transcode.protection`). On MediaConvert, `cbcs`/`cenc` need SPEKE
+/// (`transcode.mediaconvert.drm = "speke"`): static keys make AES-128 HLS only.
 fn title_protection(app: &AppState, body: &TranscodeBody) -> Result<Protection, ApiError> {
-    let local = matches!(app.runner.backend(), Backend::Local(_));
-    let default = if local {
-        Protection::configured(&app.config.transcode)
-    } else {
-        Protection::Aes128
-    };
+    let transcode = &app.config.transcode;
+    let default = Protection::configured(transcode);
     let protection = Protection::resolve(body.protection.as_deref(), body.enable_drm, default)
         .map_err(|refusal| {
             let code = match refusal {
@@ -194,11 +191,14 @@ fn title_protection(app: &AppState, body: &TranscodeBody) -> Result<Protection, 
             };
             ApiError::bad_request(code, refusal.to_string())
         })?;
-    if !local && protection.encrypts() && protection.is_cmaf() {
+    let static_keys = matches!(app.runner.backend(), Backend::MediaConvert(_))
+        && transcode.mediaconvert.drm != "speke";
+    if static_keys && protection.encrypts() && protection.is_cmaf() {
         return Err(ApiError::bad_request(
             "protection_unsupported",
             format!(
-                "The mediaconvert backend makes aes-128 HLS; {protection} needs the ffmpeg backend."
+                "MediaConvert with static keys makes aes-128 HLS; {protection} needs SPEKE \
+                 (transcode.mediaconvert.drm = \"speke\")."
             ),
         ));
     }
