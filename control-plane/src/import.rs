@@ -7,8 +7,10 @@
 //! content key is sealed by the configured custody before it reaches the database: the
 //! plaintext key lives only in memory, is never printed, and key files are read, never echoed.
 //!
-//! Rules: the directory holds a master playlist (`master.m3u8`) or a DASH manifest (`*.mpd`)
-//! at its top level; a key file holds exactly 16 raw bytes or 32 hex characters (surrounding
+//! Rules: the directory holds a master playlist (`master.m3u8`), a DASH manifest (`*.mpd`,
+//! `manifest.mpd` as the local packager names it) or both (a CMAF package whose HLS and DASH
+//! manifests share one set of segments, as `transcode.protection = "cbcs"` makes) at its top
+//! level; a key file holds exactly 16 raw bytes or 32 hex characters (surrounding
 //! whitespace allowed); key ids are distinct UUIDs; `--drm` needs at least one key and keys need
 //! `--drm`. Regular files and real directories are copied (symlinked files are followed,
 //! symlinked directories refused), at most [`MAX_DEPTH`] levels deep.
@@ -26,7 +28,7 @@ use crate::db::key_audit::{audit, KeyAction, KeyEvent};
 use crate::db::users::valid_user_id;
 use crate::db::{now, Db, DbError};
 use crate::keys::{ContentKey, CustodyError, KeyCustody, CONTENT_KEY_LEN};
-use crate::origin::{manifest_url, STAGING_DIR};
+use crate::origin::{manifest_url, DASH_MANIFEST, MASTER_PLAYLIST, STAGING_DIR};
 
 /// Deepest directory nesting copied from a packaged title.
 pub const MAX_DEPTH: usize = 16;
@@ -91,15 +93,20 @@ pub struct Imported {
 /// The kind of manifest found at the top of a packaged directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ManifestKind {
+    /// `master.m3u8` only.
     Hls,
+    /// An `.mpd` only.
     Dash,
+    /// `master.m3u8` and an `.mpd`: a CMAF package with both manifests.
+    HlsAndDash,
 }
 
 impl ManifestKind {
-    /// Stored as the title's `mime_type`.
+    /// Stored as the title's `mime_type` (the HLS master is the entry point of a package that
+    /// has one).
     pub fn mime_type(self) -> &'static str {
         match self {
-            ManifestKind::Hls => "application/vnd.apple.mpegurl",
+            ManifestKind::Hls | ManifestKind::HlsAndDash => "application/vnd.apple.mpegurl",
             ManifestKind::Dash => "application/dash+xml",
         }
     }
@@ -141,26 +148,29 @@ pub fn read_key_file(path: &Path) -> Result<ContentKey, ImportError> {
     key
 }
 
-/// Finds `master.m3u8` or an `*.mpd` at the top of `dir`.
+/// Finds `master.m3u8` and/or an `*.mpd` (`manifest.mpd` or another) at the top of `dir`.
 pub fn find_manifest(dir: &Path) -> Result<ManifestKind, ImportError> {
-    if dir.join("master.m3u8").is_file() {
-        return Ok(ManifestKind::Hls);
+    let hls = dir.join(MASTER_PLAYLIST).is_file();
+    let dash = dir.join(DASH_MANIFEST).is_file() || {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| invalid("dir", format!("cannot read {} ({e})", dir.display())))?;
+        entries.flatten().any(|entry| {
+            let path = entry.path();
+            path.extension().is_some_and(|ext| ext == "mpd") && path.is_file()
+        })
+    };
+    match (hls, dash) {
+        (true, true) => Ok(ManifestKind::HlsAndDash),
+        (true, false) => Ok(ManifestKind::Hls),
+        (false, true) => Ok(ManifestKind::Dash),
+        (false, false) => Err(invalid(
+            "dir",
+            format!(
+                "{} holds neither {MASTER_PLAYLIST} nor an .mpd manifest (such as {DASH_MANIFEST}) at its top level",
+                dir.display()
+            ),
+        )),
     }
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| invalid("dir", format!("cannot read {} ({e})", dir.display())))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_some_and(|ext| ext == "mpd") && path.is_file() {
-            return Ok(ManifestKind::Dash);
-        }
-    }
-    Err(invalid(
-        "dir",
-        format!(
-            "{} holds neither master.m3u8 nor an .mpd manifest at its top level",
-            dir.display()
-        ),
-    ))
 }
 
 /// Imports a packaged title; see the module docs.
@@ -419,7 +429,18 @@ mod tests {
         std::fs::write(dir.path().join("stream.mpd"), "<MPD/>").unwrap();
         assert_eq!(find_manifest(dir.path()).unwrap(), ManifestKind::Dash);
         std::fs::write(dir.path().join("master.m3u8"), "#EXTM3U\n").unwrap();
+        assert_eq!(find_manifest(dir.path()).unwrap(), ManifestKind::HlsAndDash);
+        std::fs::remove_file(dir.path().join("stream.mpd")).unwrap();
         assert_eq!(find_manifest(dir.path()).unwrap(), ManifestKind::Hls);
+        // A CMAF package as the local packager writes it.
+        std::fs::write(dir.path().join("manifest.mpd"), "<MPD/>").unwrap();
+        assert_eq!(find_manifest(dir.path()).unwrap(), ManifestKind::HlsAndDash);
+        std::fs::remove_file(dir.path().join("master.m3u8")).unwrap();
+        assert_eq!(find_manifest(dir.path()).unwrap(), ManifestKind::Dash);
+        assert_eq!(
+            ManifestKind::HlsAndDash.mime_type(),
+            "application/vnd.apple.mpegurl"
+        );
     }
 
     #[test]

@@ -12,6 +12,14 @@ use uuid::Uuid;
 /// Name of the staging directory inside `storage.origin_dir`.
 pub const STAGING_DIR: &str = ".staging";
 
+/// Name of the HLS master playlist at the top of a title (the edge serves it by this name).
+/// Transcoding re-exports it as `transcode::MASTER_PLAYLIST`; it is defined here, the one
+/// layer both the transcoder and `control-plane import` may use.
+pub const MASTER_PLAYLIST: &str = "master.m3u8";
+/// Name of the DASH manifest at the top of a CMAF title (the edge serves it by this name);
+/// re-exported as `transcode::DASH_MANIFEST`.
+pub const DASH_MANIFEST: &str = "manifest.mpd";
+
 /// `{edge}/playback/{fileId}/manifest`: [`playback::token::playback_manifest_path`] on the
 /// edge's public URL (`server.edge_public_url`, a trailing `/` ignored).
 pub fn manifest_url(edge_base: &str, file_id: Uuid) -> String {

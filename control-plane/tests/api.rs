@@ -483,7 +483,7 @@ async fn restart_fails_jobs_out_of_attempts_and_reruns_others() {
         .await
         .unwrap();
     let job = handle
-        .create_job(file, false, "/nonexistent", "x", now())
+        .create_job(file, false, "none", "/nonexistent", "x", now())
         .await
         .unwrap();
     handle.start_job_attempt(job.id, now()).await.unwrap();
@@ -530,13 +530,18 @@ async fn broken_sources_fail_with_a_reason() {
 }
 
 /// Upload -> DRM transcode -> origin layout -> manifest URL -> key over the internal API,
-/// on every configured database.
+/// on every configured database, on the AES-128 MPEG-TS pipeline (`transcode.protection =
+/// "aes-128"`; the CMAF default is tests/transcode_cmaf.rs).
 #[tokio::test]
 async fn drm_title_end_to_end() {
     let video = std::fs::read(test_video(640, 360, 3)).unwrap();
     for db in TestDb::all().await {
         let label = db.label;
-        let t = TestApp::start(db, |c| c.transcode.renditions = vec![1080, 360, 240]).await;
+        let t = TestApp::start(db, |c| {
+            c.transcode.renditions = vec![1080, 360, 240];
+            c.transcode.protection = "aes-128".into();
+        })
+        .await;
         t.app
             .db
             .subscribe("alice", TierName::Pro, now())
@@ -690,13 +695,7 @@ async fn drm_title_end_to_end() {
         );
 
         // The key, transport-wrapped for the edge, decrypts the segments.
-        let res = t
-            .client
-            .get(t.url(&format!("/internal/v1/videos/{file}/keys/{key_id}")))
-            .bearer_auth(&svc)
-            .send()
-            .await
-            .unwrap();
+        let res = t.internal_key(&file, &key_id).await;
         assert_eq!(res.status(), 200);
         let body = json_of(res).await;
         assert_eq!(body["algorithm"], "AES-128");
@@ -756,13 +755,7 @@ async fn drm_title_end_to_end() {
             .revoke_content_key(key_id.parse().unwrap(), now())
             .await
             .unwrap();
-        let res = t
-            .client
-            .get(t.url(&format!("/internal/v1/videos/{file}/keys/{key_id}")))
-            .bearer_auth(&svc)
-            .send()
-            .await
-            .unwrap();
+        let res = t.internal_key(&file, &key_id).await;
         assert_eq!(res.status(), 410);
         assert_error(&json_of(res).await, "key_revoked");
     }
@@ -1109,13 +1102,7 @@ async fn admin_revokes_keys_and_sets_subscriptions() {
         (&json!(true), &json!(revoked_at))
     );
     // Edges now get 410 for it.
-    let res = t
-        .client
-        .get(t.url(&format!("/internal/v1/videos/{video}/keys/{key}")))
-        .bearer_auth(t.service_token())
-        .send()
-        .await
-        .unwrap();
+    let res = t.internal_key(&video.to_string(), &key.to_string()).await;
     assert_eq!(res.status(), 410);
 
     let sub_url = t.url("/admin/v1/users/new-user/subscription");

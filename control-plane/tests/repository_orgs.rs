@@ -334,7 +334,7 @@ async fn owned_files_and_jobs_lists() {
             .is_empty());
 
         let job = db
-            .create_job(ids[0], false, "/tmp/in", "out/", now())
+            .create_job(ids[0], false, "none", "/tmp/in", "out/", now())
             .await
             .unwrap();
         let all = db.list_jobs(None, None, 10).await.unwrap();

@@ -7,7 +7,8 @@
 //!
 //! What this proves: the job settings on the wire (camelCase JSON as MediaConvert reads it:
 //! HLS output group, the three renditions, AES-128 with a static key that is the custody key, or
-//! SPEKE naming the title), endpoint discovery (once per process, then the account endpoint),
+//! SPEKE naming the title; a CMAF output group with HLS and DASH manifests and SPEKE v2 common
+//! encryption, cbcs and cenc, and its MPD copied to `manifest.mpd`), endpoint discovery (once per process, then the account endpoint),
 //! the source uploaded to the input bucket, progress, completion, the service's failure reason
 //! in `GET /media/transcode/{fileId}`, back-off on throttling, resumption after a restart without
 //! a second `CreateJob`, and a custody outage failing the job with nothing written. What it does
@@ -183,6 +184,9 @@ struct FakeState {
     /// When set, `CreateJob` answers this service error (status, type) instead.
     refuse_create: Option<(u16, &'static str)>,
     account_port: u16,
+    /// moto's S3, where a CMAF `CreateJob` gets its DASH manifest written, as the service
+    /// would (the monitor copies it to `manifest.mpd`).
+    s3: Option<aws_sdk_s3::Client>,
 }
 
 #[derive(Clone)]
@@ -194,8 +198,11 @@ struct Fake {
 }
 
 impl Fake {
-    async fn start() -> Fake {
-        let state = Arc::new(Mutex::new(FakeState::default()));
+    async fn start(s3: aws_sdk_s3::Client) -> Fake {
+        let state = Arc::new(Mutex::new(FakeState {
+            s3: Some(s3),
+            ..FakeState::default()
+        }));
         let discovery = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let account = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let account_port = account.local_addr().unwrap().port();
@@ -277,12 +284,31 @@ async fn create_job(
     Json(body): Json<Value>,
 ) -> Response {
     record(&state, &headers, "/2017-08-29/jobs".into());
-    let mut s = state.lock().unwrap();
-    if let Some((status, kind)) = s.refuse_create {
-        return service_error(status, kind, "The role cannot be assumed by MediaConvert.");
+    let (id, s3) = {
+        let mut s = state.lock().unwrap();
+        if let Some((status, kind)) = s.refuse_create {
+            return service_error(status, kind, "The role cannot be assumed by MediaConvert.");
+        }
+        s.creates.push(body.clone());
+        (
+            format!("1700000000000-job{}", s.creates.len()),
+            s.s3.clone(),
+        )
+    };
+    let cmaf = &body["settings"]["outputGroups"][0]["outputGroupSettings"]["cmafGroupSettings"];
+    if let (Some(destination), Some(s3)) = (cmaf["destination"].as_str(), s3) {
+        let (bucket, key) = destination
+            .strip_prefix("s3://")
+            .and_then(|d| d.split_once('/'))
+            .unwrap();
+        s3.put_object()
+            .bucket(bucket)
+            .key(format!("{key}.mpd"))
+            .body(fake_mpd(cmaf).into_bytes().into())
+            .send()
+            .await
+            .unwrap();
     }
-    s.creates.push(body.clone());
-    let id = format!("1700000000000-job{}", s.creates.len());
     (
         StatusCode::CREATED,
         Json(json!({"job": {
@@ -295,6 +321,16 @@ async fn create_job(
         }})),
     )
         .into_response()
+}
+
+/// The DASH manifest the fake "writes" for a CMAF group (names the encryption method).
+fn fake_mpd(cmaf: &Value) -> String {
+    format!(
+        "<MPD type=\"static\"><!-- {} --></MPD>",
+        cmaf["encryption"]["encryptionMethod"]
+            .as_str()
+            .unwrap_or("clear")
+    )
 }
 
 async fn get_job(
@@ -381,6 +417,8 @@ impl std::io::Write for LogWriter {
 fn configure(c: &mut Config, fake: &Fake, moto: &Moto) {
     aws_env();
     c.transcode.backend = "mediaconvert".into();
+    // The HLS AES-128 group most tests here assert; CMAF is speke_cmaf_jobs_…
+    c.transcode.protection = "aes-128".into();
     c.transcode.segment_seconds = 4;
     let m = &mut c.transcode.mediaconvert;
     m.region = "us-east-1".into();
@@ -399,6 +437,15 @@ fn configure(c: &mut Config, fake: &Fake, moto: &Moto) {
     m.operation_timeout_ms = 10_000;
 }
 
+/// SPEKE keys for DRM titles, from this control plane's key provider URL as MediaConvert would
+/// call it.
+fn use_speke(c: &mut Config) {
+    let m = &mut c.transcode.mediaconvert;
+    m.drm = "speke".into();
+    m.speke_url = "https://cp.example/speke/v2/copyProtection".into();
+    m.speke_system_ids = vec!["3ea8778f-7742-4bf9-b18b-e834b2acbd47".into()];
+}
+
 struct Setup {
     moto: Moto,
     s3: aws_sdk_s3::Client,
@@ -408,7 +455,7 @@ struct Setup {
 async fn setup() -> Option<Setup> {
     let moto = Moto::start(&find_moto()?);
     let s3 = s3_client(&moto).await;
-    let fake = Fake::start().await;
+    let fake = Fake::start(s3.clone()).await;
     Some(Setup { moto, s3, fake })
 }
 
@@ -482,14 +529,20 @@ impl Api {
 
     async fn transcode(&self, user: &str, file: &str, drm: bool) {
         let res = self
-            .client
+            .post_transcode(user, &json!({"fileId": file, "enableDrm": drm}))
+            .await;
+        assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    }
+
+    /// `POST /media/transcode` with `body` as `user`.
+    async fn post_transcode(&self, user: &str, body: &Value) -> reqwest::Response {
+        self.client
             .post(format!("{}/media/transcode", self.base))
             .bearer_auth(self.token(user))
-            .json(&json!({"fileId": file, "enableDrm": drm}))
+            .json(body)
             .send()
             .await
-            .unwrap();
-        assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+            .unwrap()
     }
 
     async fn status(&self, user: &str, file: &str) -> Value {
@@ -937,10 +990,8 @@ async fn custody_down_fails_the_job_with_nothing_written() {
 async fn speke_jobs_name_the_title_and_the_key_provider() {
     let Some(s) = setup().await else { return };
     let t = start_app(&s, TestDb::sqlite().await, |c| {
+        use_speke(c);
         let m = &mut c.transcode.mediaconvert;
-        m.drm = "speke".into();
-        m.speke_url = "https://cp.example/speke/v2/copyProtection".into();
-        m.speke_system_ids = vec!["3ea8778f-7742-4bf9-b18b-e834b2acbd47".into()];
         m.speke_certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/0000-test".into();
         c.transcode.renditions = vec![720, 480];
     })
@@ -993,11 +1044,136 @@ async fn speke_jobs_name_the_title_and_the_key_provider() {
     assert!(f.drm_protected && f.content_key_id.is_none());
 }
 
+/// `cbcs` (the default of `transcode.protection`) and `cenc` per title: one CMAF output group
+/// with HLS and DASH manifests, SPEKE v2 naming the title, the DASH and HLS system ids, the
+/// shared presets; the MPD MediaConvert writes (`master.mpd`, which the fake puts into moto's
+/// bucket as the service would) is copied to `manifest.mpd` before the title is published.
+#[tokio::test]
+async fn speke_cmaf_jobs_write_hls_and_dash_with_common_encryption() {
+    let Some(s) = setup().await else { return };
+    let t = start_app(&s, TestDb::sqlite().await, |c| {
+        c.transcode.protection = "cbcs".into();
+        use_speke(c);
+        c.transcode.renditions = vec![720, 480];
+    })
+    .await;
+    let api = Api::of(&t);
+    t.app
+        .db
+        .subscribe("ivan", TierName::Enterprise, now())
+        .await
+        .unwrap();
+    for (n, (protection, method, hls_system)) in [
+        ("cbcs", "SAMPLE_AES", "94ce86fb-07ff-4f43-adb8-93d2fa968ca2"),
+        ("cenc", "AES_CTR", "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let file = api.upload("ivan", "clip.mp4", source_bytes(1000)).await;
+        s.fake.script(&[Answer::Status("COMPLETE", Some(100))]);
+        let body = if protection == "cbcs" {
+            json!({"fileId": file, "enableDrm": true})
+        } else {
+            json!({"fileId": file, "enableDrm": true, "protection": protection})
+        };
+        let res = api.post_transcode("ivan", &body).await;
+        assert_eq!(res.status(), 202, "{protection}");
+        let status = api
+            .wait_status("ivan", &file, |b| b["status"] != "processing")
+            .await;
+        assert_eq!(status["status"], "completed", "{protection}: {status}");
+
+        let create = &s.fake.creates()[n];
+        let group = &create["settings"]["outputGroups"][0];
+        assert_eq!(group["outputGroupSettings"]["type"], "CMAF_GROUP_SETTINGS");
+        let cmaf = &group["outputGroupSettings"]["cmafGroupSettings"];
+        assert_eq!(
+            cmaf["destination"],
+            format!("s3://{OUTPUT_BUCKET}/hls/{file}/master")
+        );
+        assert_eq!(cmaf["writeHlsManifest"], "ENABLED");
+        assert_eq!(cmaf["writeDashManifest"], "ENABLED");
+        assert_eq!(cmaf["segmentLength"], 4);
+        let enc = &cmaf["encryption"];
+        assert_eq!(enc["encryptionMethod"], method, "{protection}");
+        assert_eq!(enc["type"], "SPEKE");
+        let speke = &enc["spekeKeyProvider"];
+        assert_eq!(speke["resourceId"], file.as_str());
+        assert_eq!(speke["url"], "https://cp.example/speke/v2/copyProtection");
+        assert_eq!(
+            speke["dashSignaledSystemIds"],
+            json!([
+                "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed",
+                "9a04f079-9840-4286-ab92-e65be0885f95",
+                "1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"
+            ])
+        );
+        assert_eq!(speke["hlsSignaledSystemIds"], json!([hls_system]));
+        assert_eq!(
+            speke["encryptionContractConfiguration"],
+            json!({"spekeAudioPreset": "SHARED", "spekeVideoPreset": "SHARED"})
+        );
+        let outputs = group["outputs"].as_array().unwrap();
+        let names: Vec<&str> = outputs
+            .iter()
+            .map(|o| o["nameModifier"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["_720p", "_480p", "_audio"]);
+        assert!(outputs
+            .iter()
+            .all(|o| o["containerSettings"]["container"] == "CMFC"));
+        assert_eq!(outputs[0]["videoDescription"]["height"], 720);
+        assert!(outputs[2].get("videoDescription").is_none());
+        assert_eq!(
+            outputs[2]["audioDescriptions"][0]["codecSettings"]["codec"],
+            "AAC"
+        );
+
+        // The MPD the service wrote is where the edge looks for it.
+        let mpd = format!("<MPD type=\"static\"><!-- {method} --></MPD>");
+        let copied =
+            s.s3.get_object()
+                .bucket(OUTPUT_BUCKET)
+                .key(format!("hls/{file}/manifest.mpd"))
+                .send()
+                .await
+                .unwrap();
+        let bytes = copied.body.collect().await.unwrap().into_bytes();
+        assert_eq!(bytes.as_ref(), mpd.as_bytes());
+        // Keys come from SPEKE: none drawn here; the title is encrypted.
+        assert!(audit(&t, &file).await.is_empty());
+        let f = t.app.db.file(file.parse().unwrap()).await.unwrap().unwrap();
+        assert!(f.drm_protected && f.encrypted_at.is_some() && f.content_key_id.is_none());
+    }
+
+    // cbcs with static keys is refused per title, naming SPEKE.
+    let t2 = start_app(&s, TestDb::sqlite().await, |_| {}).await;
+    let api2 = Api::of(&t2);
+    t2.app
+        .db
+        .subscribe("ivan", TierName::Enterprise, now())
+        .await
+        .unwrap();
+    let file = api2.upload("ivan", "clip.mp4", source_bytes(10)).await;
+    let res = api2
+        .post_transcode(
+            "ivan",
+            &json!({"fileId": file, "enableDrm": true, "protection": "cbcs"}),
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["error"], "protection_unsupported", "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("speke"));
+}
+
 #[test]
 fn configuration_is_refused_with_the_key_named() {
     let base = || {
         let mut c = Config::default();
         c.transcode.backend = "mediaconvert".into();
+        c.transcode.protection = "aes-128".into();
         let m = &mut c.transcode.mediaconvert;
         m.role_arn = ROLE.into();
         m.input_bucket = INPUT_BUCKET.into();
@@ -1051,6 +1227,11 @@ fn configuration_is_refused_with_the_key_named() {
         (
             "transcode.mediaconvert.drm",
             Box::new(|c| c.transcode.mediaconvert.drm = "fairplay".into()),
+        ),
+        (
+            // CMAF common encryption needs SPEKE: static keys make AES-128 HLS only.
+            "transcode.protection",
+            Box::new(|c| c.transcode.protection = "cbcs".into()),
         ),
         (
             "transcode.mediaconvert.speke_url",

@@ -23,15 +23,23 @@ use crate::db::files::FileRecord;
 use crate::db::jobs::status as job_status;
 use crate::db::{now, DbError};
 use crate::entitlements;
+use crate::transcode::protection::{Protection, ProtectionRefusal};
+use crate::transcode::Backend;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TranscodeBody {
     /// The uploaded file (a UUID).
     file_id: String,
-    /// Encrypt the title (HLS AES-128); needs a Pro or Enterprise subscription.
+    /// Encrypt the title; needs a Pro or Enterprise subscription.
     #[serde(default)]
     enable_drm: bool,
+    /// How: `cbcs` or `cenc` (CMAF with HLS and DASH, multi-DRM), `aes-128` (MPEG-TS HLS) with
+    /// DRM on, `none` (clear CMAF) with DRM off. Omitted: `transcode.protection` (default
+    /// `cbcs`) with DRM on, `none` with DRM off.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "cbcs")]
+    protection: Option<String>,
 }
 
 impl JsonBody for TranscodeBody {
@@ -78,7 +86,7 @@ pub struct ManifestUrl {
     expires_at: String,
 }
 
-/// `POST /media/transcode {"fileId","enableDrm"}` -> 202; the owner only.
+/// `POST /media/transcode {"fileId","enableDrm","protection"}` -> 202; the owner only.
 #[utoipa::path(
     post,
     path = "/media/transcode",
@@ -86,7 +94,7 @@ pub struct ManifestUrl {
     request_body = TranscodeBody,
     responses(
         (status = 202, description = "Queued; poll GET /media/transcode/{fileId}", body = TranscodeAccepted),
-        (status = 400, description = "Malformed body"),
+        (status = 400, description = "Malformed body, or a protection that is unknown (`invalid_protection`), does not fit `enableDrm` (`protection_mismatch`) or that the backend cannot make (`protection_unsupported`: cbcs/cenc on MediaConvert without SPEKE)"),
         (status = 401, description = "No or bad token"),
         (status = 403, description = "Not the owner, or DRM without a paid tier"),
         (status = 404, description = "No such file"),
@@ -102,6 +110,7 @@ pub async fn start_transcode(
     ApiJson(body): ApiJson<TranscodeBody>,
 ) -> Result<(StatusCode, Json<TranscodeAccepted>), ApiError> {
     let file_id = Uuid::parse_str(&body.file_id).map_err(|_| ApiError::unknown_file())?;
+    let protection = title_protection(&app, &body)?;
     let file = app
         .db
         .file(file_id)
@@ -141,6 +150,7 @@ pub async fn start_transcode(
         .create_job(
             file_id,
             body.enable_drm,
+            protection.as_str(),
             &file.storage_path,
             &output_prefix,
             now(),
@@ -154,7 +164,7 @@ pub async fn start_transcode(
             ),
             other => other.into(),
         })?;
-    tracing::info!(userId = %viewer.user_id(), fileId = %file_id, jobId = %job.id, drm = body.enable_drm, "transcode queued");
+    tracing::info!(userId = %viewer.user_id(), fileId = %file_id, jobId = %job.id, drm = body.enable_drm, protection = %protection, "transcode queued");
     let accepted = TranscodeAccepted {
         file_id,
         job_id: job.id,
@@ -163,6 +173,36 @@ pub async fn start_transcode(
     };
     app.runner.submit(job);
     Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// The protection of the title `body` asks for ([`Protection::resolve`], the default from
+/// `transcode.protection`). On MediaConvert, `cbcs`/`cenc` need SPEKE
+/// (`transcode.mediaconvert.drm = "speke"`): static keys make AES-128 HLS only.
+fn title_protection(app: &AppState, body: &TranscodeBody) -> Result<Protection, ApiError> {
+    let transcode = &app.config.transcode;
+    let default = Protection::configured(transcode);
+    let protection = Protection::resolve(body.protection.as_deref(), body.enable_drm, default)
+        .map_err(|refusal| {
+            let code = match refusal {
+                ProtectionRefusal::Unknown(_) => "invalid_protection",
+                ProtectionRefusal::NeedsDrm(_) | ProtectionRefusal::NoneWithDrm => {
+                    "protection_mismatch"
+                }
+            };
+            ApiError::bad_request(code, refusal.to_string())
+        })?;
+    let static_keys = matches!(app.runner.backend(), Backend::MediaConvert(_))
+        && transcode.mediaconvert.drm != "speke";
+    if static_keys && protection.encrypts() && protection.is_cmaf() {
+        return Err(ApiError::bad_request(
+            "protection_unsupported",
+            format!(
+                "MediaConvert with static keys makes aes-128 HLS; {protection} needs SPEKE \
+                 (transcode.mediaconvert.drm = \"speke\")."
+            ),
+        ));
+    }
+    Ok(protection)
 }
 
 /// `GET /media/transcode/{fileId}`: the latest job's state; visible to the owner and members.

@@ -28,29 +28,32 @@ pub struct JobRecord {
     pub progress: i32,
     pub error_message: Option<String>,
     pub enable_drm: bool,
+    /// The title's protection (`cbcs`, `cenc`, `aes-128`, `none`); `None` on older rows.
+    pub protection: Option<String>,
     pub attempts: i32,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
 
 const JOB_COLUMNS: &str = "id, file_id, job_id, status, input_url, output_prefix, manifest_url, \
-     progress, error_message, enable_drm, attempts, created_at, updated_at";
+     progress, error_message, enable_drm, protection, attempts, created_at, updated_at";
 
 impl Db {
-    /// Creates a `processing` job for `file_id` and marks the file `processing`.
-    /// Fails with [`DbError::Conflict`] when the file already has a live job.
+    /// Creates a `processing` job for `file_id` with its `protection` and marks the file
+    /// `processing`. Fails with [`DbError::Conflict`] when the file already has a live job.
     pub async fn create_job(
         &self,
         file_id: Uuid,
         enable_drm: bool,
+        protection: &str,
         input_url: &str,
         output_prefix: &str,
         now: OffsetDateTime,
     ) -> Result<JobRecord, DbError> {
         let sql = format!(
             "INSERT INTO transcoding_jobs (id, file_id, status, input_url, output_prefix, progress,
-                                           enable_drm, attempts, created_at, updated_at)
-             VALUES ($1, $2, 'processing', $3, $4, 0, $5, 0, $6, $6)
+                                           enable_drm, protection, attempts, created_at, updated_at)
+             VALUES ($1, $2, 'processing', $3, $4, 0, $5, $7, 0, $6, $6)
              RETURNING {JOB_COLUMNS}"
         );
         let result = with_pool!(self, pool => async {
@@ -62,6 +65,7 @@ impl Db {
                 .bind(output_prefix)
                 .bind(enable_drm)
                 .bind(now)
+                .bind(protection)
                 .fetch_one(&mut *tx)
                 .await?;
             sqlx::query("UPDATE files SET transcoding_status = 'processing' WHERE id = $1")

