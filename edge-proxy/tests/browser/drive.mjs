@@ -3,11 +3,9 @@
 //
 // usage: node drive.mjs '<json options>'
 //   pageUrl      http://127.0.0.1:<port>/player.html (a secure context, so EME is offered)
-//   player       "shaka" (CENC ClearKey) or "hls" (hls.js, AES-128)
+//   player       "shaka" (DASH, ClearKey from the MPD) or "hls" (hls.js, AES-128)
 //   manifestApi  the edge's GET /playback/{videoId}/manifest URL
 //   jwt          the viewer's JWT (manifest API and license requests)
-//   licenseUrl   the edge's POST /drm/clearkey/{videoId} URL (shaka only)
-//   dashManifest the DASH manifest, relative to the master (shaka only; default manifest.mpd)
 //   wrongKey     when true, every `k` in the license response (shaka) or every AES-128 key
 //                (hls) is replaced by a random key before the player sees it
 //   minSeconds   play until currentTime reaches this (default 3)
@@ -72,10 +70,11 @@ async function main() {
         tampered += 1;
         await route.fulfill({ response, body: randomBytes(16) });
       });
-    } else if (opts.wrongKey && opts.licenseUrl) {
+    } else if (opts.wrongKey) {
       // Swap every content key in the license for a random one: the CDM then "decrypts" to
       // garbage, which must fail the same pixel check a correct license passes.
-      await page.route((url) => url.href.split('?')[0] === opts.licenseUrl.split('?')[0],
+      // The license URL comes from the MPD: any ClearKey endpoint of the edge.
+      await page.route((url) => url.pathname.startsWith('/drm/clearkey/'),
         async (route) => {
           const response = await route.fetch();
           const body = await response.json();
@@ -93,8 +92,7 @@ async function main() {
       let timer;
       await Promise.race([
         page.evaluate(([fn, args]) => window[fn](args), [start, {
-          manifestApi: opts.manifestApi, jwt: opts.jwt, licenseUrl: opts.licenseUrl,
-          dashManifest: opts.dashManifest,
+          manifestApi: opts.manifestApi, jwt: opts.jwt,
         }]),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error('player did not start within timeoutMs')),

