@@ -15,8 +15,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use playback::dash::{rewrite_mpd, LicenseUrls, MpdContext};
 use playback::hls::Stamp;
-use playback::token::edgeauth::{EdgeAuth, EdgeAuthConfig};
-use playback::token::session::{escape_segment, SessionSigner, SessionSubject};
+use playback::token::session::escape_segment;
 
 const VIDEO: &str = "0b6f2a8e-3c1d-4e5f-9a7b-112233445566";
 const MPD_PATH: &str = "/hls/0b6f2a8e-3c1d-4e5f-9a7b-112233445566/manifest.mpd";
@@ -94,19 +93,8 @@ fn segment_list_mpd() -> String {
     mpd
 }
 
-fn session_token() -> String {
-    let key: [u8; 32] = rand::random();
-    let signer = SessionSigner::new(EdgeAuth::new(EdgeAuthConfig::new(key.to_vec())));
-    let subject = SessionSubject {
-        session_id: Some("bench0000bench0000bench0000bench".into()),
-        user_id: Some("bench@example.com".into()),
-        jti: None,
-    };
-    signer.mint_session(VIDEO, &subject, 4_000_000_000, None)
-}
-
 fn rewrite(c: &mut Criterion) {
-    let token = session_token();
+    let token = bench::session_token(VIDEO);
     let escaped = escape_segment(&token);
     let license = |system: &str| format!("https://edge.example/drm/{system}/{VIDEO}?hdnts={token}");
     let (widevine, playready, clearkey) = (
