@@ -120,7 +120,7 @@ ensure_browser_tools() {
   ensure_apt "node npm" nodejs npm
   local dir="edge-proxy/tests/browser"
   if [ -f "$dir/package-lock.json" ]; then
-    log "npm ci ($dir: shaka-player, hls.js, playwright-core)"
+    log "npm ci ($dir: shaka-player, dashjs, hls.js, playwright-core)"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   else
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)

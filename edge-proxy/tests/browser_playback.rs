@@ -11,6 +11,7 @@
 //!    edge's ClearKey endpoint with the token, so the license needs no JWT either.
 //! 2. The same playback with every key in the license swapped for a random one must fail the
 //!    same pixel check: the check can fail, and passing it means the real key decrypted.
+//!    dash.js then plays the same MPD the same way, and fails the same check with a wrong key.
 //! 3. hls.js plays an AES-128 title (`protection = "aes-128"`, MPEG-TS) from the same
 //!    pipeline, keys from the edge's `/keys/{videoId}/{keyId}` URIs; a wrong key fails it too.
 //!
@@ -78,6 +79,7 @@ fn find_tools() -> Result<Tools, String> {
         "playwright-core/package.json",
         "shaka-player/dist/shaka-player.compiled.js",
         "hls.js/dist/hls.min.js",
+        "dashjs/dist/modern/umd/dash.all.min.js",
     ] {
         if !browser_dir().join("node_modules").join(module).is_file() {
             return Err(format!(
@@ -149,7 +151,8 @@ async fn static_file(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     let allowed = path == "player.html"
         || path.starts_with("node_modules/shaka-player/dist/")
-        || path.starts_with("node_modules/hls.js/dist/");
+        || path.starts_with("node_modules/hls.js/dist/")
+        || path.starts_with("node_modules/dashjs/dist/");
     let safe = path
         .split('/')
         .all(|s| !s.is_empty() && s != "." && s != "..");
@@ -326,10 +329,10 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
     );
 
     let page = format!("http://127.0.0.1:{}/player.html", serve_page().await);
-    let shaka = |wrong_key: bool| {
+    let dash_player = |player: &str, wrong_key: bool| {
         json!({
             "pageUrl": page,
-            "player": "shaka",
+            "player": player,
             "manifestApi": stack.edge(&format!("/playback/{cbcs_video}/manifest")),
             "jwt": jwt,
             "wrongKey": wrong_key,
@@ -352,7 +355,7 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
     };
 
     // 1. Shaka Player, cbcs DASH from the manifest answer alone, ClearKey from the MPD.
-    let report = drive(&tools, shaka(false)).await;
+    let report = drive(&tools, dash_player("shaka", false)).await;
     assert_played("shaka cbcs dash clearkey", &report);
     assert_eq!(
         report["report"]["licenseStatuses"],
@@ -367,7 +370,7 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
     );
 
     // 2. The same with every key in that license replaced: the pixel check must fail.
-    let report = drive(&tools, shaka(true)).await;
+    let report = drive(&tools, dash_player("shaka", true)).await;
     eprintln!("{}", summary("shaka cbcs, wrong key", &report));
     assert_eq!(
         report["report"]["licenseStatuses"],
@@ -381,6 +384,26 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
     assert!(
         shows_pattern(&report).is_err(),
         "a wrong key still showed the pattern: the pixel check proves nothing: {report}"
+    );
+
+    // 2b. dash.js plays the same MPD the same way, and fails the same check with a wrong key.
+    let report = drive(&tools, dash_player("dashjs", false)).await;
+    assert_played("dash.js cbcs dash clearkey", &report);
+    assert_eq!(
+        report["report"]["licenseStatuses"],
+        json!([200]),
+        "{report}"
+    );
+    assert_eq!(report["report"]["keySystem"], "org.w3.clearkey", "{report}");
+    let report = drive(&tools, dash_player("dashjs", true)).await;
+    eprintln!("{}", summary("dash.js cbcs, wrong key", &report));
+    assert!(
+        report["tamperedKeys"].as_u64().is_some_and(|n| n >= 1),
+        "the license was not intercepted: {report}"
+    );
+    assert!(
+        shows_pattern(&report).is_err(),
+        "a wrong key still showed the pattern in dash.js: {report}"
     );
 
     // 3. hls.js, AES-128 from the transcoder, keys from the edge's /keys/ URIs; and a wrong key.

@@ -3,7 +3,7 @@
 //
 // usage: node drive.mjs '<json options>'
 //   pageUrl      http://127.0.0.1:<port>/player.html (a secure context, so EME is offered)
-//   player       "shaka" (DASH, ClearKey from the MPD) or "hls" (hls.js, AES-128)
+//   player       "shaka" or "dashjs" (DASH, ClearKey from the MPD) or "hls" (hls.js, AES-128)
 //   manifestApi  the edge's GET /playback/{videoId}/manifest URL
 //   jwt          the viewer's JWT (manifest API and license requests)
 //   wrongKey     when true, every `k` in the license response (shaka) or every AES-128 key
@@ -84,7 +84,7 @@ async function main() {
     }
 
     await page.goto(opts.pageUrl, { waitUntil: 'load' });
-    const start = opts.player === 'hls' ? 'playHls' : 'playShaka';
+    const start = { hls: 'playHls', dashjs: 'playDashjs' }[opts.player] ?? 'playShaka';
     let startError = null;
     const deadline = Date.now() + timeoutMs;
     try {

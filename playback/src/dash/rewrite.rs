@@ -17,7 +17,8 @@
 //! - With [`LicenseUrls`], each `ContentProtection` of Widevine, PlayReady or ClearKey gets the
 //!   edge's license URL where players look for it (`dashif:Laurl`; for Widevine also
 //!   `ms:laurl`; for ClearKey and the W3C common system `clearkey:Laurl`), replacing any the
-//!   origin wrote; the namespaces are declared on the root.
+//!   origin wrote; the namespaces are declared on the root. A common-system element with no
+//!   DASH-IF ClearKey sibling gets one after it, naming the same license URL.
 //!
 //! No DTD or entity other than XML's predefined ones and character references is accepted,
 //! nesting is bounded, and the caller bounds the size.
@@ -113,10 +114,14 @@ impl System {
 }
 
 /// An open element.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Frame {
     /// A `ContentProtection` whose license URLs are being replaced.
     protection: bool,
+    /// A `ContentProtection` of the W3C common system (ClearKey by PSSH).
+    common_system: bool,
+    /// Among this element's children, a DASH-IF ClearKey `ContentProtection` (`e2719d58-…`).
+    clearkey_signaled: bool,
 }
 
 /// Element text being collected (`BaseURL`, `Location`): where it starts, and whether it is
@@ -224,7 +229,7 @@ impl<'a> Rewriter<'a> {
             // Inside a dropped element or collected text, only nesting is tracked.
             if let Some(depth) = dropping {
                 match event {
-                    Event::Start(_) => self.push(Frame { protection: false })?,
+                    Event::Start(_) => self.push(Frame::default())?,
                     Event::End(_) => {
                         self.stack.pop();
                         if self.stack.len() == depth {
@@ -237,7 +242,7 @@ impl<'a> Rewriter<'a> {
             }
             if let Some(open) = &capture {
                 match event {
-                    Event::Start(_) => self.push(Frame { protection: false })?,
+                    Event::Start(_) => self.push(Frame::default())?,
                     Event::End(_) => {
                         self.stack.pop();
                         if self.stack.len() == open.depth {
@@ -254,14 +259,14 @@ impl<'a> Rewriter<'a> {
                 Event::Start(e) => {
                     let name = local(&e);
                     if self.skips_license_element(name) {
-                        self.push(Frame { protection: false })?;
+                        self.push(Frame::default())?;
                         dropping = Some(self.stack.len() - 1);
                         continue;
                     }
                     self.before_element(name)?;
                     let mpd_level = self.stack.len() == 1;
-                    let protection = self.element(&e, raw, false)?;
-                    self.push(Frame { protection })?;
+                    let opened = self.element(&e, raw, false)?;
+                    self.push(opened)?;
                     let kind = match name {
                         "BaseURL" => Some(TextUrl::BaseUrl),
                         "Location" => Some(TextUrl::Location),
@@ -294,8 +299,11 @@ impl<'a> Rewriter<'a> {
                     if self.stack.len() == 1 {
                         self.flush_injections();
                     }
-                    self.stack.pop();
+                    let closed = self.stack.pop();
                     self.out.push_str(raw);
+                    if closed.is_some_and(|f| f.common_system) {
+                        self.dashif_clearkey();
+                    }
                 }
                 Event::Text(t) => {
                     let whitespace = t.iter().all(u8::is_ascii_whitespace);
@@ -377,13 +385,13 @@ impl<'a> Rewriter<'a> {
         }
     }
 
-    /// Writes one start (or empty) tag with its URL attributes rewritten; returns whether it
-    /// is a `ContentProtection` whose license URLs this rewrite replaces.
-    fn element(&mut self, e: &BytesStart, raw: &str, empty: bool) -> Result<bool, MpdError> {
+    /// Writes one start (or empty) tag with its URL attributes rewritten; returns its frame
+    /// (whether it is a `ContentProtection` whose license URLs this rewrite replaces).
+    fn element(&mut self, e: &BytesStart, raw: &str, empty: bool) -> Result<Frame, MpdError> {
         let name = local(e);
         if name == "MPD" && self.stack.is_empty() {
             self.root(e, raw)?;
-            return Ok(false);
+            return Ok(Frame::default());
         }
         let url_attributes: &[&str] = match name {
             "SegmentTemplate" => &["media", "initialization", "index", "bitstreamSwitching"],
@@ -393,6 +401,7 @@ impl<'a> Rewriter<'a> {
         };
         let mut replacements: Vec<(usize, usize, String)> = Vec::new();
         let mut system = None;
+        let mut scheme = String::new();
         for attribute in e.attributes() {
             let attribute = attribute.map_err(|e| malformed(&e.to_string()))?;
             let key = std::str::from_utf8(attribute.key.as_ref()).unwrap_or_default();
@@ -408,6 +417,7 @@ impl<'a> Rewriter<'a> {
             let value = unescape(&self.input[from..to]).map_err(|e| malformed(&e.to_string()))?;
             if !is_url {
                 system = System::of(&value);
+                scheme = value.trim().to_ascii_lowercase();
                 continue;
             }
             if name == "SegmentTemplate" {
@@ -449,7 +459,45 @@ impl<'a> Rewriter<'a> {
                 self.out.push('>');
             }
         }
-        Ok(injects && !empty)
+        let common_system = injects && scheme == COMMON_SYSTEM;
+        if scheme == CLEARKEY {
+            if let Some(parent) = self.stack.last_mut() {
+                parent.clearkey_signaled = true;
+            }
+        }
+        if common_system && empty {
+            self.dashif_clearkey();
+        }
+        Ok(Frame {
+            protection: injects && !empty,
+            common_system: common_system && !empty,
+            clearkey_signaled: false,
+        })
+    }
+
+    /// After a W3C common-system `ContentProtection`: the DASH-IF ClearKey one (IOP 4.3
+    /// §7.6.2.6) with the edge's license URL, once per parent that has none. Players that
+    /// take ClearKey from the common PSSH need nothing more, but dash.js (5.2) builds its
+    /// ClearKey request from `default_KID` only under this scheme; under the common one it
+    /// hands the PSSH to EME as `keyids` and the browser refuses it.
+    fn dashif_clearkey(&mut self) {
+        let Some(licenses) = self.ctx.licenses else {
+            return;
+        };
+        let Some(parent) = self.stack.last_mut() else {
+            return;
+        };
+        if parent.clearkey_signaled {
+            return;
+        }
+        parent.clearkey_signaled = true;
+        let url = escape(licenses.clearkey);
+        let (ck, dashif) = (&self.clearkey, &self.dashif);
+        self.out.push_str(&format!(
+            "<ContentProtection schemeIdUri=\"{CLEARKEY}\" value=\"ClearKey1.0\">\
+             <{ck}:Laurl Lic_type=\"EME-1.0\">{url}</{ck}:Laurl>\
+             <{dashif}:Laurl>{url}</{dashif}:Laurl></ContentProtection>"
+        ));
     }
 
     /// The root tag: notes `type="dynamic"` and declares the license namespaces.

@@ -140,8 +140,11 @@ fn license_urls_land_where_players_read_them() {
     );
     assert!(out.contains(r#"<clearkey:Laurl Lic_type="EME-1.0">https://edge.example/drm/clearkey/v?hdnts=a</clearkey:Laurl>"#));
     // The scheme element (mp4protection) gets nothing, the PSSH data stays.
-    assert_eq!(out.matches("</dashif:Laurl>").count(), 3);
-    assert_eq!(out.matches("</clearkey:Laurl>").count(), 1);
+    assert_eq!(out.matches("</dashif:Laurl>").count(), 4);
+    assert_eq!(out.matches("</clearkey:Laurl>").count(), 2);
+    // The common system's ClearKey gets the DASH-IF ClearKey element beside it (for dash.js).
+    assert!(out.contains(r#"</ContentProtection><ContentProtection schemeIdUri="urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e" value="ClearKey1.0"><clearkey:Laurl Lic_type="EME-1.0">https://edge.example/drm/clearkey/v?hdnts=a</clearkey:Laurl><dashif:Laurl>https://edge.example/drm/clearkey/v?hdnts=a</dashif:Laurl></ContentProtection>"#), "{out}");
+    assert_eq!(out.matches("e2719d58").count(), 1);
     assert!(out.contains("<mspr:pro>AAAC</mspr:pro>"));
 }
 
