@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use common::stack::{manifest_answer, wait_healthy, Stack};
+use common::stack::{get_text, manifest_answer, wait_healthy, Stack};
 
 /// The test pattern: four solid quadrants (with a moving `testsrc2` inset in the middle, so the
 /// encoder has real motion to code). Each entry: name, the region sampled (fractions of the
@@ -481,14 +481,7 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
 /// id its MPD names.
 async fn clearkey_key(stack: &Stack, http: &reqwest::Client, jwt: &str, video: &str) -> Vec<u8> {
     let answer = manifest_answer(http, &stack.edge(""), jwt, video).await;
-    let mpd = http
-        .get(answer["dashUrl"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let mpd = get_text(http, answer["dashUrl"].as_str().unwrap()).await;
     let at = mpd.find("cenc:default_KID=\"").expect("default_KID") + 18;
     let kid = hex_decode(&mpd[at..at + 36].replace('-', ""));
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

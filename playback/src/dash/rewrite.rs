@@ -170,6 +170,10 @@ struct Rewriter<'a> {
     dashif: Cow<'static, str>,
     clearkey: Cow<'static, str>,
     ms: Cow<'static, str>,
+    /// Reused for each rewritten URL.
+    scratch: String,
+    /// `{name}={token}` XML-escaped, in query mode (else empty).
+    query_stamp: String,
 }
 
 impl<'a> Rewriter<'a> {
@@ -194,6 +198,11 @@ impl<'a> Rewriter<'a> {
             dashif: Cow::Borrowed(DASHIF_NS.0),
             clearkey: Cow::Borrowed(CLEARKEY_NS.0),
             ms: Cow::Borrowed(MS_NS.0),
+            scratch: String::new(),
+            query_stamp: match ctx.stamp {
+                Stamp::Query(token) => escape(format!("{}={token}", ctx.token_name)).into_owned(),
+                _ => String::new(),
+            },
         }
     }
 
@@ -397,12 +406,21 @@ impl<'a> Rewriter<'a> {
             "SegmentTemplate" => &["media", "initialization", "index", "bitstreamSwitching"],
             "SegmentURL" => &["media", "index"],
             "Initialization" | "RepresentationIndex" | "BitstreamSwitching" => &["sourceURL"],
-            _ => &[],
+            "ContentProtection" => &[],
+            // Most elements (a timeline's `<S>`) own no URL: copied without reading attributes.
+            _ => {
+                self.out.push_str(raw);
+                return Ok(Frame::default());
+            }
         };
-        let mut replacements: Vec<(usize, usize, String)> = Vec::new();
+        let tag_start = self.span(raw.as_bytes())?.0;
+        let mut copied = tag_start;
+        let mut scratch = std::mem::take(&mut self.scratch);
         let mut system = None;
         let mut scheme = String::new();
-        for attribute in e.attributes() {
+        // Duplicate attributes are not looked for (that check allocates per element); the
+        // first of a name is the one rewritten, as players read it.
+        for attribute in e.attributes().with_checks(false) {
             let attribute = attribute.map_err(|e| malformed(&e.to_string()))?;
             let key = std::str::from_utf8(attribute.key.as_ref()).unwrap_or_default();
             let is_url = url_attributes.contains(&key);
@@ -414,7 +432,23 @@ impl<'a> Rewriter<'a> {
                 return Err(malformed("an attribute value could not be located"));
             };
             let (from, to) = self.span(value)?;
-            let value = unescape(&self.input[from..to]).map_err(|e| malformed(&e.to_string()))?;
+            let written = &self.input[from..to];
+            // The common case, a plain relative URL in query mode, costs no unescaping or
+            // escaping: the written value gets `?{name}={token}` (escaped once, up front).
+            if is_url && !self.query_stamp.is_empty() && is_plain_relative(written) {
+                if name == "SegmentTemplate" {
+                    check_template(written).map_err(|problem| MpdError::BadTemplate {
+                        template: clip(written),
+                        problem,
+                    })?;
+                }
+                self.out.push_str(&self.input[copied..to]);
+                self.out.push('?');
+                self.out.push_str(&self.query_stamp);
+                copied = to;
+                continue;
+            }
+            let value = unescape(written).map_err(|e| malformed(&e.to_string()))?;
             if !is_url {
                 system = System::of(&value);
                 scheme = value.trim().to_ascii_lowercase();
@@ -426,24 +460,21 @@ impl<'a> Rewriter<'a> {
                     problem,
                 })?;
             }
-            if let Some(mapped) = self.map_url(&value, false) {
-                replacements.push((from, to, escape(mapped.as_str()).into_owned()));
+            scratch.clear();
+            if self.map_url_into(&value, false, &mut scratch) {
+                self.out.push_str(&self.input[copied..from]);
+                self.out.push_str(&escape(scratch.as_str()));
+                copied = to;
             }
         }
+        self.scratch = scratch;
         let injects =
             name == "ContentProtection" && system.is_some() && self.ctx.licenses.is_some();
-        let tag_start = self.span(raw.as_bytes())?.0;
-        let mut copied = tag_start;
         let tag_end = tag_start + raw.len();
         let body_end = match (empty && injects, raw.strip_suffix("/>")) {
             (true, Some(head)) => tag_start + head.len(),
             _ => tag_end,
         };
-        for (from, to, text) in replacements {
-            self.out.push_str(&self.input[copied..from]);
-            self.out.push_str(&text);
-            copied = to;
-        }
         self.out.push_str(&self.input[copied..body_end]);
         if injects {
             if body_end != tag_end {
@@ -582,14 +613,25 @@ impl<'a> Rewriter<'a> {
     /// resolves a relative URL against the MPD's edge path (for the MPD's own `BaseURL` and
     /// `Location`), so it gets the token segment in path mode.
     fn map_url(&self, value: &str, rebase: bool) -> Option<String> {
+        let mut out = String::new();
+        self.map_url_into(value, rebase, &mut out).then_some(out)
+    }
+
+    /// [`Self::map_url`] written into `out`; false (and `out` untouched) when it stays.
+    fn map_url_into(&self, value: &str, rebase: bool, out: &mut String) -> bool {
         let parts = split(value);
-        if has_scheme(parts.path) || parts.path.starts_with("//") {
-            let rest = parts.path.strip_prefix(self.ctx.origin_prefix?)?;
-            let path = resolve(&self.title_prefix, rest);
-            return Some(self.edge_url(&path, parts.query, parts.fragment));
-        }
-        if parts.path.starts_with('/') {
-            let path = match self
+        let absolute = has_scheme(parts.path) || parts.path.starts_with("//");
+        let path = if absolute {
+            match self
+                .ctx
+                .origin_prefix
+                .and_then(|p| parts.path.strip_prefix(p))
+            {
+                Some(rest) => resolve(&self.title_prefix, rest),
+                None => return false,
+            }
+        } else if parts.path.starts_with('/') {
+            match self
                 .ctx
                 .origin_prefix
                 .and_then(origin_path_prefix)
@@ -597,32 +639,43 @@ impl<'a> Rewriter<'a> {
             {
                 Some(rest) => resolve(&self.title_prefix, rest),
                 None => resolve("/", parts.path),
-            };
-            return path
-                .starts_with(&self.title_prefix)
-                .then(|| self.edge_url(&path, parts.query, parts.fragment));
-        }
-        if rebase {
-            let path = resolve(self.mpd_dir, parts.path);
-            return path
-                .starts_with(&self.title_prefix)
-                .then(|| self.edge_url(&path, parts.query, parts.fragment));
-        }
-        match self.ctx.stamp {
-            Stamp::Query(_) | Stamp::QueryPairs(_) => {
-                let mut out = String::with_capacity(value.len() + self.ctx.stamp.len() + 16);
-                out.push_str(parts.path);
-                self.push_query(parts.query, parts.fragment, &mut out);
-                Some(out)
             }
-            Stamp::PathSegment(_) | Stamp::Nothing => None,
+        } else if rebase {
+            resolve(self.mpd_dir, parts.path)
+        } else {
+            // Relative: it stays relative (the BaseURL chain applies); only the query changes.
+            return match self.ctx.stamp {
+                Stamp::Query(_) | Stamp::QueryPairs(_) => {
+                    out.reserve(value.len() + self.ctx.stamp.len() + 16);
+                    out.push_str(parts.path);
+                    self.push_query(parts.query, parts.fragment, out);
+                    true
+                }
+                Stamp::PathSegment(_) | Stamp::Nothing => false,
+            };
+        };
+        if !path.starts_with(&self.title_prefix) {
+            return false;
         }
+        self.push_edge_url(&path, parts.query, parts.fragment, out);
+        true
     }
 
     /// A path-absolute edge URL for `path` (under `/hls/{v}/`), the token segment inserted in
     /// path mode, then the query and fragment.
     fn edge_url(&self, path: &str, query: Option<&str>, fragment: Option<&str>) -> String {
         let mut out = String::with_capacity(path.len() + self.ctx.stamp.len() + 32);
+        self.push_edge_url(path, query, fragment, &mut out);
+        out
+    }
+
+    fn push_edge_url(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        fragment: Option<&str>,
+        out: &mut String,
+    ) {
         match (
             self.ctx.stamp,
             path.strip_prefix(self.title_prefix.as_str()),
@@ -637,8 +690,7 @@ impl<'a> Rewriter<'a> {
             }
             _ => out.push_str(path),
         }
-        self.push_query(query, fragment, &mut out);
-        out
+        self.push_query(query, fragment, out);
     }
 
     /// The origin's query (minus any stale token), the token when it travels in the query,
@@ -707,6 +759,16 @@ fn prefix_for(
     }
     out.push_str(&format!(" xmlns:{prefix}=\"{uri}\""));
     prefix
+}
+
+/// A relative URL with no query, fragment, scheme, dot segment or entity, as written.
+fn is_plain_relative(written: &str) -> bool {
+    !written.is_empty()
+        && !written.starts_with('/')
+        && !written
+            .bytes()
+            .any(|b| matches!(b, b'?' | b'#' | b'&' | b':'))
+        && !written.split('/').any(|s| s == "." || s == "..")
 }
 
 /// The element's name without a namespace prefix.
