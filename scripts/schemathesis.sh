@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+ensure_packager   # the control plane checks transcode.packager at start-up
 
 ensure_schemathesis
 CP="${CARGO_TARGET_DIR:-target}/debug/control-plane"

@@ -20,6 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
+ensure_packager   # the control plane checks transcode.packager at start-up
 REPO=$PWD
 
 MODE=bench
