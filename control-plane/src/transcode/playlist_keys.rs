@@ -1,53 +1,99 @@
-//! The one change made to Shaka Packager's HLS playlists after packaging: dropping the key
-//! tags of the `identity` key format.
+//! The one change made to Shaka Packager's HLS playlists after packaging: its key tags of the
+//! `identity` key format become W3C ClearKey key tags.
 //!
 //! With `--protection_scheme cbcs --protection_systems …,CommonSystem` packager v3.8 writes
 //! (for `cenc` it does not), besides the FairPlay
 //! (`com.apple.streamingkeydelivery`), PlayReady and Widevine tags, an
-//! `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://…",IV=…,KEYFORMAT="identity"` line for the
+//! `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://{keyId}",IV=…,KEYFORMAT="identity"` line for the
 //! common system. In HLS `identity` means "the URI serves the raw key", and the edge's HLS
 //! rewriter points identity key tags at its AES-128 key endpoint, so a player would be told
-//! to fetch the content key in the clear. ClearKey is signaled for DASH (the MPD's
-//! CommonSystem `ContentProtection` and the PSSH boxes in the init segments), never in HLS.
-//! The same goes for `#EXT-X-SESSION-KEY` in a master playlist. Pure.
+//! to fetch the content key in the clear. What the common system means is ClearKey, which
+//! hls.js (1.5 and later) reads from a tag with `KEYFORMAT="org.w3.clearkey"` whose URI is a
+//! data URI holding the 16-byte key id; its license URL comes from the player's
+//! configuration (hls.js reads none from a playlist). So the identity tag is rewritten into
+//! that form, keeping its method and IV; one whose URI names no key id is dropped. The same
+//! goes for `#EXT-X-SESSION-KEY` in a master playlist. Pure.
 
-/// Removes every `#EXT-X-KEY` and `#EXT-X-SESSION-KEY` line whose `KEYFORMAT` is `identity`
-/// (or absent, which HLS defines as `identity`) and whose `METHOD` is not `NONE`; every other
-/// line is kept byte for byte. Returns the playlist and how many lines went.
+use base64::Engine as _;
+
+/// The key format hls.js maps to the `org.w3.clearkey` key system.
+pub const CLEARKEY_KEYFORMAT: &str = "org.w3.clearkey";
+
+/// Rewrites every `#EXT-X-KEY` and `#EXT-X-SESSION-KEY` line whose `KEYFORMAT` is `identity`
+/// (or absent, which HLS defines as `identity`) and whose `METHOD` is not `NONE` into a
+/// ClearKey key tag, or drops it when its URI is not `skd://{keyId}`; every other line is kept
+/// byte for byte. Returns the playlist and how many lines changed.
 ///
 /// Only for packager output: an AES-128 MPEG-TS playlist's key tag is `identity` on purpose.
-pub fn drop_identity_key_tags(playlist: &str) -> (String, usize) {
-    let mut out = String::with_capacity(playlist.len());
-    let mut dropped = 0;
+pub fn clearkey_key_tags(playlist: &str) -> (String, usize) {
+    let mut out = String::with_capacity(playlist.len() + 128);
+    let mut changed = 0;
     for line in playlist.split_inclusive('\n') {
-        if is_identity_key_tag(line.trim_end_matches(['\r', '\n'])) {
-            dropped += 1;
-        } else {
+        let content = line.trim_end_matches(['\r', '\n']);
+        let Some(tag) = identity_key_tag(content) else {
             out.push_str(line);
+            continue;
+        };
+        changed += 1;
+        if let Some(key_id) = tag.key_id {
+            let data = base64::engine::general_purpose::STANDARD.encode(key_id);
+            out.push_str(&format!(
+                "{}:METHOD={},URI=\"data:text/plain;base64,{data}\"",
+                tag.name, tag.method
+            ));
+            if let Some(iv) = tag.iv {
+                out.push_str(&format!(",IV={iv}"));
+            }
+            out.push_str(&format!(
+                ",KEYFORMATVERSIONS=\"1\",KEYFORMAT=\"{CLEARKEY_KEYFORMAT}\""
+            ));
+            out.push_str(&line[content.len()..]);
         }
     }
-    (out, dropped)
+    (out, changed)
 }
 
-fn is_identity_key_tag(line: &str) -> bool {
-    let Some(attributes) = line
-        .strip_prefix("#EXT-X-KEY:")
-        .or_else(|| line.strip_prefix("#EXT-X-SESSION-KEY:"))
-    else {
-        return false;
-    };
+/// An identity key tag's parts.
+struct IdentityTag<'a> {
+    name: &'a str,
+    method: &'a str,
+    iv: Option<&'a str>,
+    /// The key id its `skd://{uuid}` URI names.
+    key_id: Option<[u8; 16]>,
+}
+
+fn identity_key_tag(line: &str) -> Option<IdentityTag<'_>> {
+    let (name, attributes) = line.split_once(':')?;
+    if name != "#EXT-X-KEY" && name != "#EXT-X-SESSION-KEY" {
+        return None;
+    }
     let mut method = None;
     let mut keyformat = None;
-    for (name, value) in attribute_list(attributes) {
-        match name {
+    let mut iv = None;
+    let mut uri = None;
+    for (attribute, value) in attribute_list(attributes) {
+        match attribute {
             "METHOD" => method = Some(value),
             "KEYFORMAT" => keyformat = Some(value),
+            "IV" => iv = Some(value),
+            "URI" => uri = Some(value),
             _ => {}
         }
     }
-    method != Some("NONE") && keyformat.is_none_or(|f| f == "identity")
+    if method == Some("NONE") || keyformat.is_some_and(|f| f != "identity") {
+        return None;
+    }
+    let key_id = uri
+        .and_then(|u| u.strip_prefix("skd://"))
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        .map(|id| *id.as_bytes());
+    Some(IdentityTag {
+        name,
+        method: method.filter(|m| !m.is_empty()).unwrap_or("SAMPLE-AES"),
+        iv,
+        key_id: key_id.filter(|_| method.is_some()),
+    })
 }
-
 /// `NAME=value` pairs of an HLS attribute list; quoted values without their quotes (commas
 /// inside quotes belong to the value).
 fn attribute_list(list: &str) -> impl Iterator<Item = (&str, &str)> {
@@ -88,24 +134,34 @@ mod tests {
 seg_00001.m4s\n\
 #EXT-X-ENDLIST\n";
 
+    const CLEARKEY_TAG: &str = "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"data:text/plain;base64,ASNFZ4mrze8BI0VniavN7w==\",IV=0x57218f5a34ffd273c458fb37db80cf60,KEYFORMATVERSIONS=\"1\",KEYFORMAT=\"org.w3.clearkey\"";
+
     #[test]
-    fn the_identity_tag_goes_and_the_drm_tags_stay() {
-        let (out, dropped) = drop_identity_key_tags(PACKAGED);
-        assert_eq!(dropped, 1);
+    fn the_identity_tag_becomes_a_clearkey_tag_and_the_drm_tags_stay() {
+        let (out, changed) = clearkey_key_tags(PACKAGED);
+        assert_eq!(changed, 1);
         assert!(!out.contains("KEYFORMAT=\"identity\""), "{out}");
         let keys: Vec<&str> = out
             .lines()
             .filter(|l| l.starts_with("#EXT-X-KEY:"))
             .collect();
-        assert_eq!(keys.len(), 3, "{out}");
-        assert!(keys[0].ends_with("KEYFORMAT=\"com.microsoft.playready\""));
-        assert!(keys[1].contains("urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"));
-        assert!(keys[2].contains("URI=\"skd://01234567-89ab-cdef-0123-456789abcdef\""));
-        assert!(keys[2].ends_with("KEYFORMAT=\"com.apple.streamingkeydelivery\""));
+        assert_eq!(keys.len(), 4, "{out}");
+        // The key id 01234567-89ab-cdef-0123-456789abcdef, as 16 bytes in base64.
+        assert_eq!(keys[0], CLEARKEY_TAG);
+        assert!(keys[1].ends_with("KEYFORMAT=\"com.microsoft.playready\""));
+        assert!(keys[2].contains("urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"));
+        assert!(keys[3].contains("URI=\"skd://01234567-89ab-cdef-0123-456789abcdef\""));
+        assert!(keys[3].ends_with("KEYFORMAT=\"com.apple.streamingkeydelivery\""));
         // Everything else byte for byte.
         let expected: String = PACKAGED
             .split_inclusive('\n')
-            .filter(|l| !l.contains("\"identity\""))
+            .map(|l| {
+                if l.contains("\"identity\"") {
+                    format!("{CLEARKEY_TAG}\n")
+                } else {
+                    l.to_string()
+                }
+            })
             .collect();
         assert_eq!(out, expected);
     }
@@ -113,17 +169,18 @@ seg_00001.m4s\n\
     #[test]
     fn session_keys_and_implicit_identity() {
         let master = "#EXTM3U\r\n\
-#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\",KEYFORMAT=\"identity\"\r\n\
+#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"skd://01234567-89ab-cdef-0123-456789abcdef\",KEYFORMAT=\"identity\"\r\n\
 #EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\",KEYFORMAT=\"com.apple.streamingkeydelivery\"\r\n\
 #EXT-X-KEY:METHOD=AES-128,URI=\"key/1\"\r\n\
 #EXT-X-KEY:METHOD=NONE\r\n\
 #EXT-X-STREAM-INF:BANDWIDTH=1\r\n\
 v/index.m3u8";
-        let (out, dropped) = drop_identity_key_tags(master);
-        assert_eq!(dropped, 2);
+        let (out, changed) = clearkey_key_tags(master);
+        assert_eq!(changed, 2);
         assert_eq!(
             out,
             "#EXTM3U\r\n\
+#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"data:text/plain;base64,ASNFZ4mrze8BI0VniavN7w==\",KEYFORMATVERSIONS=\"1\",KEYFORMAT=\"org.w3.clearkey\"\r\n\
 #EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\",KEYFORMAT=\"com.apple.streamingkeydelivery\"\r\n\
 #EXT-X-KEY:METHOD=NONE\r\n\
 #EXT-X-STREAM-INF:BANDWIDTH=1\r\n\
@@ -134,16 +191,20 @@ v/index.m3u8"
     #[test]
     fn quoted_commas_and_odd_input() {
         let line = "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"a,KEYFORMAT=identity\",KEYFORMAT=\"com.apple.streamingkeydelivery\"\n";
-        assert_eq!(drop_identity_key_tags(line), (line.to_string(), 0));
+        assert_eq!(clearkey_key_tags(line), (line.to_string(), 0));
         for odd in [
             "",
             "#EXT-X-KEY:",
             "#EXT-X-KEY:URI=\"unterminated",
+            "#EXT-X-KEY:URI=\"skd://01234567-89ab-cdef-0123-456789abcdef\"",
             "no tags\n",
         ] {
-            let (out, _) = drop_identity_key_tags(odd);
-            assert!(out.len() <= odd.len());
+            let (out, _) = clearkey_key_tags(odd);
+            assert!(out.len() <= odd.len(), "{odd}: {out}");
         }
-        assert_eq!(drop_identity_key_tags("#EXT-X-KEY:").1, 1);
+        assert_eq!(clearkey_key_tags("#EXT-X-KEY:"), (String::new(), 1));
+        // An identity tag naming no key id goes.
+        let (out, changed) = clearkey_key_tags("#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\n");
+        assert_eq!((out.as_str(), changed), ("", 1));
     }
 }

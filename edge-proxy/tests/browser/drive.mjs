@@ -3,10 +3,11 @@
 //
 // usage: node drive.mjs '<json options>'
 //   pageUrl      http://127.0.0.1:<port>/player.html (a secure context, so EME is offered)
-//   player       "shaka" or "dashjs" (DASH, ClearKey from the MPD) or "hls" (hls.js, AES-128)
+//   player       "shaka" or "dashjs" (DASH, ClearKey from the MPD), "hls" (hls.js, AES-128) or
+//                "hls-clearkey" (hls.js, CMAF HLS with ClearKey EME)
 //   manifestApi  the edge's GET /playback/{videoId}/manifest URL
 //   jwt          the viewer's JWT (manifest API and license requests)
-//   wrongKey     when true, every `k` in the license response (shaka) or every AES-128 key
+//   wrongKey     when true, every `k` in the ClearKey license response or every AES-128 key
 //                (hls) is replaced by a random key before the player sees it
 //   minSeconds   play until currentTime reaches this (default 3)
 //   timeoutMs    give up waiting after this long (default 30000)
@@ -84,7 +85,7 @@ async function main() {
     }
 
     await page.goto(opts.pageUrl, { waitUntil: 'load' });
-    const start = { hls: 'playHls', dashjs: 'playDashjs' }[opts.player] ?? 'playShaka';
+    const start = { hls: 'playHls', 'hls-clearkey': 'playHlsClearkey', dashjs: 'playDashjs' }[opts.player] ?? 'playShaka';
     let startError = null;
     const deadline = Date.now() + timeoutMs;
     try {

@@ -1,9 +1,10 @@
-//! Origin MPDs are outside bytes: rewriting must never panic, and a rewrite that has nothing
-//! to change (cookie mode, no license URLs, a directory origin, no URL under the title's path
-//! and no MPD-level `BaseURL`/`Location`) must give the input back byte for byte.
+//! Origin MPDs are outside bytes: rewriting must never panic, the `SegmentURL` fast path must
+//! give what the event parser gives in every mode, and a rewrite that has nothing to change
+//! (cookie mode, no license URLs, a directory origin, no URL under the title's path and no
+//! MPD-level `BaseURL`/`Location`) must give the input back byte for byte.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use playback::dash::{mpd_facts, rewrite_mpd, LicenseUrls, MpdContext};
+use playback::dash::{mpd_facts, rewrite_mpd, rewrite_mpd_event_by_event, LicenseUrls, MpdContext};
 use playback::hls::Stamp;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,13 +22,16 @@ fuzz_target!(|data: &[u8]| {
             stamp: Stamp::Query("exp=1~acl=/hls/v/*~hmac=00"),
             licenses: Some(licenses),
         };
-        let _ = rewrite_mpd(input, &ctx);
+        assert_eq!(rewrite_mpd(input, &ctx), rewrite_mpd_event_by_event(input, &ctx));
         let _ = mpd_facts(input);
         let segment = MpdContext {
             stamp: Stamp::PathSegment("exp=1~acl=%2Fhls%2Fv%2F*~hmac=00"),
             ..ctx
         };
-        let _ = rewrite_mpd(input, &segment);
+        assert_eq!(
+            rewrite_mpd(input, &segment),
+            rewrite_mpd_event_by_event(input, &segment)
+        );
         let untouched = MpdContext {
             origin_prefix: None,
             stamp: Stamp::Nothing,

@@ -6,9 +6,12 @@
 
 mod facts;
 mod rewrite;
+mod segment_list;
 mod template;
 
 pub use facts::{mpd_facts, parse_duration_secs, MpdFacts};
+#[doc(hidden)]
+pub use rewrite::rewrite_mpd_event_by_event;
 pub use rewrite::{rewrite_mpd, LicenseUrls, MpdContext, MpdError};
 pub use template::{check_template, TemplateError};
 

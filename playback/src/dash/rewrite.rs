@@ -141,12 +141,24 @@ enum TextUrl {
 
 /// Rewrites `input` for the viewer described by `ctx`.
 pub fn rewrite_mpd(input: &str, ctx: &MpdContext) -> Result<String, MpdError> {
+    rewrite(input, ctx, true)
+}
+
+/// [`rewrite_mpd`] with every element read by the event parser, runs of `SegmentURL`s too:
+/// the reference the fast path ([`super::segment_list`]) is compared with.
+#[doc(hidden)]
+pub fn rewrite_mpd_event_by_event(input: &str, ctx: &MpdContext) -> Result<String, MpdError> {
+    rewrite(input, ctx, false)
+}
+
+fn rewrite(input: &str, ctx: &MpdContext, fast_lists: bool) -> Result<String, MpdError> {
     // A byte-order mark is copied as is; the parser starts after it.
     let body = input.strip_prefix('\u{feff}').unwrap_or(input);
     if body.starts_with('\u{feff}') {
         return Err(malformed("text outside the root element"));
     }
     let mut rewriter = Rewriter::new(body, ctx);
+    rewriter.fast_lists = fast_lists;
     rewriter.out.push_str(&input[..input.len() - body.len()]);
     rewriter.run()?;
     Ok(rewriter.out)
@@ -174,6 +186,8 @@ struct Rewriter<'a> {
     scratch: String,
     /// `{name}={token}` XML-escaped, in query mode (else empty).
     query_stamp: String,
+    /// Runs of `SegmentURL`s go through [`super::segment_list`].
+    fast_lists: bool,
 }
 
 impl<'a> Rewriter<'a> {
@@ -182,12 +196,12 @@ impl<'a> Rewriter<'a> {
             Some(i) => &ctx.mpd_path[..=i],
             None => "/",
         };
-        let per_url = ctx.stamp.len() + ctx.token_name.len() + 2;
-        let urls = input.matches("media=").count() + input.matches("URL").count() + 8;
         Rewriter {
             input,
             ctx,
-            out: String::with_capacity(input.len() + urls * per_url + 1024),
+            // Query stamps make URLs longer; the string grows as they come (counting the URLs
+            // up front cost a fifth of a SegmentList rewrite).
+            out: String::with_capacity(input.len() + input.len() / 8 + 1024),
             title_prefix: hls_prefix(ctx.video_id),
             mpd_dir,
             stack: Vec::new(),
@@ -203,6 +217,7 @@ impl<'a> Rewriter<'a> {
                 Stamp::Query(token) => escape(format!("{}={token}", ctx.token_name)).into_owned(),
                 _ => String::new(),
             },
+            fast_lists: true,
         }
     }
 
@@ -303,6 +318,20 @@ impl<'a> Rewriter<'a> {
                     }
                     self.before_element(name)?;
                     self.element(&e, raw, true)?;
+                    // The elements that follow a plain `SegmentURL` are most likely more of them.
+                    if self.fast_lists && e.name().as_ref() == b"SegmentURL" {
+                        if let Some(stamp) = list_stamp(&self.ctx.stamp, &self.query_stamp) {
+                            let run =
+                                super::segment_list::copy_run(&input[pos..], stamp, &mut self.out);
+                            if run.consumed > 0 {
+                                std::io::BufRead::consume(&mut reader.stream(), run.consumed);
+                                pos += run.consumed;
+                                if !run.indent.is_empty() {
+                                    self.indent = run.indent;
+                                }
+                            }
+                        }
+                    }
                 }
                 Event::End(_) => {
                     if self.stack.len() == 1 {
@@ -762,20 +791,46 @@ fn prefix_for(
 }
 
 /// A relative URL with no query, fragment, scheme, dot segment or entity, as written.
+/// The stamp for plain relative URLs on the `SegmentURL` fast path: `Some(None)` when they
+/// stay as written, `None` when the fast path does not apply to this stamp.
+fn list_stamp<'s>(stamp: &Stamp, query_stamp: &'s str) -> Option<Option<&'s str>> {
+    match stamp {
+        Stamp::Query(_) => Some(Some(query_stamp)),
+        Stamp::PathSegment(_) | Stamp::Nothing => Some(None),
+        Stamp::QueryPairs(_) => None,
+    }
+}
+
 fn is_plain_relative(written: &str) -> bool {
-    !written.is_empty()
-        && !written.starts_with('/')
-        && !written
-            .bytes()
-            .any(|b| matches!(b, b'?' | b'#' | b'&' | b':'))
-        && !written.split('/').any(|s| s == "." || s == "..")
+    // One pass: no scheme, query, fragment or escape, not path-absolute, no dot segment.
+    let bytes = written.as_bytes();
+    if bytes.first().is_none_or(|&b| b == b'/') {
+        return false;
+    }
+    let mut segment_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'?' | b'#' | b'&' | b':' => return false,
+            b'/' => {
+                if matches!(&bytes[segment_start..i], b"." | b"..") {
+                    return false;
+                }
+                segment_start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    !matches!(&bytes[segment_start..], b"." | b"..")
 }
 
 /// The element's name without a namespace prefix.
 fn local<'b>(e: &'b BytesStart) -> &'b str {
     let name = e.name().into_inner();
-    let name = std::str::from_utf8(name).unwrap_or_default();
-    name.rsplit(':').next().unwrap_or(name)
+    let local = match name.iter().rposition(|&b| b == b':') {
+        Some(colon) => &name[colon + 1..],
+        None => name,
+    };
+    std::str::from_utf8(local).unwrap_or_default()
 }
 
 /// Only XML's predefined entities and character references exist here.

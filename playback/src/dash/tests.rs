@@ -254,3 +254,62 @@ fn facts_and_names() {
     assert_eq!(facts.duration_secs, Some(8));
     assert!(!facts.dynamic);
 }
+
+/// A `SegmentList` MPD with runs the fast path takes and shapes it must hand back.
+fn segment_list(segments: &str) -> String {
+    format!(
+        "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"static\">\n <Period>\n  <AdaptationSet>\n   \
+         <Representation id=\"v\" bandwidth=\"1\">\n    <SegmentList duration=\"4\">\n     \
+         <Initialization sourceURL=\"init.mp4\"/>{segments}\n    </SegmentList>\n   </Representation>\n  \
+         </AdaptationSet>\n </Period>\n</MPD>\n"
+    )
+}
+
+#[test]
+fn segment_url_runs_are_rewritten_as_the_event_parser_rewrites_them() {
+    let plain: String = (1..=50)
+        .map(|i| format!("\n     <SegmentURL media=\"v/s{i}.m4s\" mediaRange='0-{i}'/>"))
+        .collect();
+    let inputs = [
+        segment_list(&plain),
+        segment_list(&format!(
+            "{plain}<SegmentURL media=\"/hls/{V}/abs.m4s\"/>{plain}"
+        )),
+        segment_list(&format!(
+            "{plain}\n<SegmentURL media=\"a&amp;b.m4s\"/>{plain}"
+        )),
+        segment_list(&format!(
+            "{plain}<!-- gap --><SegmentURL media=\"x.m4s?k=1\"/>"
+        )),
+        segment_list(&format!(
+            "{plain}<SegmentURL media=\"http://elsewhere/x.m4s\"/>"
+        )),
+        segment_list("<SegmentURL media=\"a.m4s\"/><SegmentURL index=\"i\" media=\"b.m4s\"/>"),
+        segment_list("<SegmentURL media=\"a.m4s\"/><SegmentURL media=\"b.m4s\"></SegmentURL>"),
+        segment_list("<SegmentURL media=\"a.m4s\"/><SegmentURL media=\"b.m4s\"/"),
+        segment_list("<SegmentURL media=\"a.m4s\"/><SegmentURL media=\"b.m4s\" media=\"c\"/>"),
+        segment_list("<SegmentURL media=\"a.m4s\"/>\n<SegmentURL media=\"b.m4s\"/></Period>"),
+        segment_list("<SegmentURL media=\"a.m4s\"/><SegmentURL media=\"./b.m4s\"/>"),
+    ];
+    let stamps = [
+        Stamp::Query(T),
+        Stamp::PathSegment("hdnts=x"),
+        Stamp::Nothing,
+        Stamp::QueryPairs("a=1&b=2"),
+    ];
+    for input in &inputs {
+        for stamp in stamps {
+            for licenses in [None, Some(LICENSES)] {
+                let c = ctx(stamp, licenses);
+                let fast = rewrite_mpd(input, &c);
+                let reference = rewrite_mpd_event_by_event(input, &c);
+                assert_eq!(fast, reference, "{stamp:?}: {input}");
+            }
+        }
+    }
+    let out = rewrite_mpd(&inputs[0], &ctx(Stamp::Query(T), None)).unwrap();
+    assert_eq!(out.matches(&format!(".m4s?hdnts={T}\"")).count(), 50);
+    assert!(out.contains(&format!(
+        "media=\"v/s50.m4s?hdnts={T}\" mediaRange='0-50'/>"
+    )));
+}
