@@ -108,6 +108,20 @@ fn decode_frames(clip: &Path, key: &[u8]) -> (bool, Vec<String>, String) {
     )
 }
 
+/// The first video representation's init segment and first media segment references, as
+/// the MPD writes them (the `$Number$` template filled in for segment 1).
+fn first_video_segments(mpd: &str) -> (String, String) {
+    let video = &mpd[mpd
+        .find("contentType=\"video\"")
+        .expect("a video adaptation set")..];
+    let init = attribute(video, "initialization").expect("an initialization template");
+    let media = attribute(video, "media")
+        .expect("a media template")
+        .replace("$Number%05d$", "00001")
+        .replace("$Number$", "1");
+    (init, media)
+}
+
 /// The URL (before its query) of `url`.
 fn path_of(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
@@ -202,15 +216,9 @@ async fn segments_shared_by_dash_and_hls(
     let answer = manifest_answer(http, edge, jwt, video_id).await;
     let dash_url = answer["dashUrl"].as_str().expect("dashUrl");
     let mpd = get_text(http, dash_url).await;
-    let video = &mpd[mpd.find("contentType=\"video\"").expect("video")..];
-    let dash_init = resolve(dash_url, &attribute(video, "initialization").unwrap());
-    let dash_first = resolve(
-        dash_url,
-        &attribute(video, "media")
-            .unwrap()
-            .replace("$Number%05d$", "00001")
-            .replace("$Number$", "1"),
-    );
+    let (init_ref, media_ref) = first_video_segments(&mpd);
+    let dash_init = resolve(dash_url, &init_ref);
+    let dash_first = resolve(dash_url, &media_ref);
     let dash_bytes = (
         get_bytes(http, &dash_init).await,
         get_bytes(http, &dash_first).await,
@@ -303,9 +311,6 @@ async fn play_dash(
     let kid = hex_decode(&kid_uuid.replace('-', ""));
 
     // The first representation's segments, resolved as a player resolves them.
-    let video = &mpd[mpd
-        .find("contentType=\"video\"")
-        .expect("a video adaptation set")..];
     let base = match element(&mpd, "BaseURL") {
         Some(base) => resolve(dash_url, &base),
         None => dash_url.to_string(),
@@ -315,11 +320,7 @@ async fn play_dash(
         element(&mpd, "BaseURL").is_some(),
         "{mode}: BaseURL"
     );
-    let init_ref = attribute(video, "initialization").unwrap();
-    let media_ref = attribute(video, "media")
-        .unwrap()
-        .replace("$Number%05d$", "00001")
-        .replace("$Number$", "1");
+    let (init_ref, media_ref) = first_video_segments(&mpd);
     assert!(
         !init_ref.contains('$') && !media_ref.contains('$'),
         "{media_ref}"

@@ -157,8 +157,7 @@ fn rewrite(input: &str, ctx: &MpdContext, fast_lists: bool) -> Result<String, Mp
     if body.starts_with('\u{feff}') {
         return Err(malformed("text outside the root element"));
     }
-    let mut rewriter = Rewriter::new(body, ctx);
-    rewriter.fast_lists = fast_lists;
+    let mut rewriter = Rewriter::new(body, ctx, fast_lists);
     rewriter.out.push_str(&input[..input.len() - body.len()]);
     rewriter.run()?;
     Ok(rewriter.out)
@@ -191,7 +190,7 @@ struct Rewriter<'a> {
 }
 
 impl<'a> Rewriter<'a> {
-    fn new(input: &'a str, ctx: &'a MpdContext<'a>) -> Self {
+    fn new(input: &'a str, ctx: &'a MpdContext<'a>, fast_lists: bool) -> Self {
         let mpd_dir = match ctx.mpd_path.rfind('/') {
             Some(i) => &ctx.mpd_path[..=i],
             None => "/",
@@ -217,7 +216,7 @@ impl<'a> Rewriter<'a> {
                 Stamp::Query(token) => escape(format!("{}={token}", ctx.token_name)).into_owned(),
                 _ => String::new(),
             },
-            fast_lists: true,
+            fast_lists,
         }
     }
 
@@ -790,7 +789,6 @@ fn prefix_for(
     prefix
 }
 
-/// A relative URL with no query, fragment, scheme, dot segment or entity, as written.
 /// The stamp for plain relative URLs on the `SegmentURL` fast path: `Some(None)` when they
 /// stay as written, `None` when the fast path does not apply to this stamp.
 fn list_stamp<'s>(stamp: &Stamp, query_stamp: &'s str) -> Option<Option<&'s str>> {
@@ -801,7 +799,8 @@ fn list_stamp<'s>(stamp: &Stamp, query_stamp: &'s str) -> Option<Option<&'s str>
     }
 }
 
-fn is_plain_relative(written: &str) -> bool {
+/// A relative URL with no query, fragment, scheme, dot segment or entity, as written.
+pub(super) fn is_plain_relative(written: &str) -> bool {
     // One pass: no scheme, query, fragment or escape, not path-absolute, no dot segment.
     let bytes = written.as_bytes();
     if bytes.first().is_none_or(|&b| b == b'/') {

@@ -6,10 +6,12 @@
 //! these elements has one shape. The scanner accepts only a strict subset of XML: optional
 //! whitespace, `<SegmentURL`, attributes written `name="value"` (or single-quoted) with
 //! whitespace before each, values without `<` or `&`, then `/>`; URL values must be plain
-//! relative URLs (as `rewrite::is_plain_relative` defines them, checked in the same pass). It
+//! relative URLs (`rewrite::is_plain_relative`, the rule the event parser's path applies). It
 //! stops at the first byte that is anything else and the event parser takes over from there,
 //! so what it accepts is rewritten exactly as the parser's path would rewrite it (a test and
 //! the `mpd_rewrite` fuzz target compare the two).
+
+use super::rewrite::is_plain_relative;
 
 /// Most URL attributes (`media`, `index`) one element may carry on the fast path.
 const MAX_URLS: usize = 2;
@@ -25,12 +27,11 @@ pub(super) struct Run<'i> {
 /// followed by `?{stamp}` when there is one (query mode) or left as written (the token
 /// travels in a path segment or a cookie).
 pub(super) fn copy_run<'i>(input: &'i str, stamp: Option<&str>, out: &mut String) -> Run<'i> {
-    let bytes = input.as_bytes();
     let mut run = Run {
         consumed: 0,
         indent: "",
     };
-    while let Some(element) = scan(&bytes[run.consumed..]) {
+    while let Some(element) = scan(&input[run.consumed..]) {
         let at = run.consumed;
         let mut copied = at;
         if let Some(stamp) = stamp {
@@ -66,8 +67,6 @@ const NAME: u8 = 2;
 const NAME_START: u8 = 4;
 /// Ends the fast path inside any value: markup or a reference.
 const MARKUP: u8 = 8;
-/// Makes a URL other than plain relative (as `rewrite::is_plain_relative` defines it).
-const NOT_PLAIN: u8 = 16;
 
 /// The class bits of every byte, looked up once per byte.
 static CLASS: [u8; 256] = classes();
@@ -90,9 +89,6 @@ const fn classes() -> [u8; 256] {
         if b == b'<' || b == b'&' {
             class |= MARKUP;
         }
-        if matches!(b, b'?' | b'#' | b':' | b'&') {
-            class |= NOT_PLAIN;
-        }
         table[i] = class;
         i += 1;
     }
@@ -110,8 +106,9 @@ fn count(b: &[u8], from: usize, bits: u8) -> usize {
     })
 }
 
-/// The element at the start of `b`, if it has the accepted shape.
-fn scan(b: &[u8]) -> Option<Element> {
+/// The element at the start of `text`, if it has the accepted shape.
+fn scan(text: &str) -> Option<Element> {
+    let b = text.as_bytes();
     const OPEN: &[u8] = b"<SegmentURL";
     let whitespace = count(b, 0, SPACE);
     let mut i = whitespace;
@@ -151,14 +148,17 @@ fn scan(b: &[u8]) -> Option<Element> {
         }
         let is_url = name == b"media" || name == b"index";
         let value_start = i + 2;
-        let value_end = if is_url {
-            plain_relative_value(b, value_start, quote)?
-        } else {
-            let len = b[value_start..]
-                .iter()
-                .position(|&c| c == quote || class(c) & MARKUP != 0)?;
-            (b[value_start + len] == quote).then_some(value_start + len)?
-        };
+        let len = b[value_start..]
+            .iter()
+            .position(|&c| c == quote || class(c) & MARKUP != 0)?;
+        let value_end = value_start + len;
+        if b[value_end] != quote {
+            return None;
+        }
+        // Both ends are ASCII delimiters, so the slice is on character boundaries.
+        if is_url && !is_plain_relative(&text[value_start..value_end]) {
+            return None;
+        }
         i = value_end + 1;
         if is_url {
             if element.url_count == MAX_URLS {
@@ -168,32 +168,6 @@ fn scan(b: &[u8]) -> Option<Element> {
             element.url_count += 1;
         }
     }
-}
-
-/// Where the URL value starting at `from` ends (at its closing `quote`), if it is a plain
-/// relative URL with no markup: not empty, not path-absolute, no scheme, query, fragment or
-/// reference, no `.` or `..` segment.
-fn plain_relative_value(b: &[u8], from: usize, quote: u8) -> Option<usize> {
-    let mut segment_start = from;
-    let mut i = from;
-    loop {
-        let c = *b.get(i)?;
-        if c == quote {
-            break;
-        }
-        if class(c) & (MARKUP | NOT_PLAIN) != 0 {
-            return None;
-        }
-        if c == b'/' {
-            if i == from || matches!(&b[segment_start..i], b"." | b"..") {
-                return None;
-            }
-            segment_start = i + 1;
-        }
-        i += 1;
-    }
-    let last = &b[segment_start..i];
-    (i > from && !matches!(last, b"." | b"..")).then_some(i)
 }
 
 #[cfg(test)]
