@@ -30,7 +30,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 
 use super::template::{check_template, TemplateError};
-use crate::hls::uri::{has_scheme, resolve, split};
+use crate::hls::uri::{has_scheme, is_plain_relative, resolve, split};
 use crate::hls::Stamp;
 use crate::token::hls_prefix;
 
@@ -797,29 +797,6 @@ fn list_stamp<'s>(stamp: &Stamp, query_stamp: &'s str) -> Option<Option<&'s str>
         Stamp::PathSegment(_) | Stamp::Nothing => Some(None),
         Stamp::QueryPairs(_) => None,
     }
-}
-
-/// A relative URL with no query, fragment, scheme, dot segment or entity, as written.
-pub(super) fn is_plain_relative(written: &str) -> bool {
-    // One pass: no scheme, query, fragment or escape, not path-absolute, no dot segment.
-    let bytes = written.as_bytes();
-    if bytes.first().is_none_or(|&b| b == b'/') {
-        return false;
-    }
-    let mut segment_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'?' | b'#' | b'&' | b':' => return false,
-            b'/' => {
-                if matches!(&bytes[segment_start..i], b"." | b"..") {
-                    return false;
-                }
-                segment_start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    !matches!(&bytes[segment_start..], b"." | b"..")
 }
 
 /// The element's name without a namespace prefix.

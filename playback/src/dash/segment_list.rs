@@ -6,12 +6,12 @@
 //! these elements has one shape. The scanner accepts only a strict subset of XML: optional
 //! whitespace, `<SegmentURL`, attributes written `name="value"` (or single-quoted) with
 //! whitespace before each, values without `<` or `&`, then `/>`; URL values must be plain
-//! relative URLs (`rewrite::is_plain_relative`, the rule the event parser's path applies). It
+//! relative URLs (`hls::uri::is_plain_relative`, the rule the event parser's path applies). It
 //! stops at the first byte that is anything else and the event parser takes over from there,
 //! so what it accepts is rewritten exactly as the parser's path would rewrite it (a test and
 //! the `mpd_rewrite` fuzz target compare the two).
 
-use super::rewrite::is_plain_relative;
+use crate::hls::uri::is_plain_relative;
 
 /// Most URL attributes (`media`, `index`) one element may carry on the fast path.
 const MAX_URLS: usize = 2;

@@ -40,7 +40,43 @@ pub(crate) fn has_scheme(uri: &str) -> bool {
 
 /// True when the path has `.` or `..` segments that resolution must remove.
 pub(crate) fn has_dot_segments(path: &str) -> bool {
-    path.split('/').any(|s| s == "." || s == "..")
+    // A byte loop: `split('/')` costs an iterator step per segment on the MPD hot path.
+    let bytes = path.as_bytes();
+    let mut segment_start = 0;
+    for i in 0..=bytes.len() {
+        if i == bytes.len() || bytes[i] == b'/' {
+            if matches!(&bytes[segment_start..i], b"." | b"..") {
+                return true;
+            }
+            segment_start = i + 1;
+        }
+    }
+    false
+}
+
+/// A relative reference a rewriter may copy as written and append a query to: not empty, not
+/// path-absolute, no scheme, query or fragment, no `&` (in XML it starts a reference), no dot
+/// segment.
+pub(crate) fn is_plain_relative(uri: &str) -> bool {
+    // One pass (the MPD rewrite asks this of every segment URL): the bytes and the segments.
+    let bytes = uri.as_bytes();
+    if bytes.first().is_none_or(|&b| b == b'/') {
+        return false;
+    }
+    let mut segment_start = 0;
+    for i in 0..=bytes.len() {
+        match bytes.get(i) {
+            Some(b'?' | b'#' | b'&' | b':') => return false,
+            Some(b'/') | None => {
+                if matches!(&bytes[segment_start..i], b"." | b"..") {
+                    return false;
+                }
+                segment_start = i + 1;
+            }
+            Some(_) => {}
+        }
+    }
+    true
 }
 
 /// Resolves `path` (relative, no scheme) against `base_dir` (path-absolute, ending in `/`),
