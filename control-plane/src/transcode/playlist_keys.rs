@@ -17,7 +17,7 @@
 use base64::Engine as _;
 
 /// The key format hls.js maps to the `org.w3.clearkey` key system.
-pub const CLEARKEY_KEYFORMAT: &str = "org.w3.clearkey";
+const CLEARKEY_KEYFORMAT: &str = "org.w3.clearkey";
 
 /// Rewrites every `#EXT-X-KEY` and `#EXT-X-SESSION-KEY` line whose `KEYFORMAT` is `identity`
 /// (or absent, which HLS defines as `identity`) and whose `METHOD` is not `NONE` into a
@@ -35,11 +35,11 @@ pub fn clearkey_key_tags(playlist: &str) -> (String, usize) {
             continue;
         };
         changed += 1;
-        if let Some(key_id) = tag.key_id {
+        if let (Some(method), Some(key_id)) = (tag.method, tag.key_id) {
             let data = base64::engine::general_purpose::STANDARD.encode(key_id);
             out.push_str(&format!(
-                "{}:METHOD={},URI=\"data:text/plain;base64,{data}\"",
-                tag.name, tag.method
+                "{}:METHOD={method},URI=\"data:text/plain;base64,{data}\"",
+                tag.name
             ));
             if let Some(iv) = tag.iv {
                 out.push_str(&format!(",IV={iv}"));
@@ -53,10 +53,10 @@ pub fn clearkey_key_tags(playlist: &str) -> (String, usize) {
     (out, changed)
 }
 
-/// An identity key tag's parts.
+/// An identity key tag's parts (without a method or a key id, it is dropped).
 struct IdentityTag<'a> {
     name: &'a str,
-    method: &'a str,
+    method: Option<&'a str>,
     iv: Option<&'a str>,
     /// The key id its `skd://{uuid}` URI names.
     key_id: Option<[u8; 16]>,
@@ -89,11 +89,12 @@ fn identity_key_tag(line: &str) -> Option<IdentityTag<'_>> {
         .map(|id| *id.as_bytes());
     Some(IdentityTag {
         name,
-        method: method.filter(|m| !m.is_empty()).unwrap_or("SAMPLE-AES"),
+        method: method.filter(|m| !m.is_empty()),
         iv,
-        key_id: key_id.filter(|_| method.is_some()),
+        key_id,
     })
 }
+
 /// `NAME=value` pairs of an HLS attribute list; quoted values without their quotes (commas
 /// inside quotes belong to the value).
 fn attribute_list(list: &str) -> impl Iterator<Item = (&str, &str)> {
