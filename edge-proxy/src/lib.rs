@@ -13,6 +13,8 @@
 //!   caches are [`delivery`];
 //! - a key is unwrapped in [`licensing::keys`]; a license is built by `playback::license`
 //!   through [`licensing`]; it is recorded in [`records`];
+//! - TLS certificates, client certificates and who may use each route group are
+//!   [`transport`];
 //! - secrets are read in [`app::secrets`] and everything is assembled in [`app::build`].
 //!
 //! ## Layers
@@ -25,7 +27,7 @@
 //! 3. `http` — Pingora's phases, routes, request facts, handlers, replies, the access log
 //! 4. `licensing`, `records` — keys and licenses; the license ledger and events
 //! 5. `access` — entitlements, rate and stream limits, the grant
-//! 6. `gate`, `delivery`, `control_plane` — who is asking; origins and caches; the control plane's client
+//! 6. `gate`, `delivery`, `control_plane`, `transport` — who is asking; origins and caches; the control plane's client; TLS certificates, client certificates and route-group policies
 //! 7. `core` — clock, errors, id shapes, metrics, the Redis link
 //! 8. `config` — the configuration, data only
 
@@ -40,3 +42,4 @@ pub mod gate;
 pub mod http;
 pub mod licensing;
 pub mod records;
+pub mod transport;

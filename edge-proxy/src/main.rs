@@ -75,8 +75,11 @@ fn main() -> ExitCode {
 /// Loads everything and assembles the server; any failure is a one-line explanation.
 fn build(cli: &Cli) -> Result<Server, String> {
     let config = EdgeConfig::load(&cli.config).map_err(|e| e.to_string())?;
-    let listen = config.server.listen_addr().map_err(|e| e.to_string())?;
-    let App { edge, tasks } = App::build(&config).map_err(|e| e.to_string())?;
+    let App {
+        edge,
+        tasks,
+        listeners,
+    } = App::build(&config).map_err(|e| e.to_string())?;
     tasks.load_revocations();
 
     let server_conf = ServerConf {
@@ -87,13 +90,19 @@ fn build(cli: &Cli) -> Result<Server, String> {
     };
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
+    let draining = edge.ops.draining.clone();
+    let addresses = listeners.addresses();
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, edge, "edge");
-    proxy.add_tcp(&listen.to_string());
+    listeners.attach(&mut proxy, &mut server);
     server.add_service(proxy);
     server.add_service(background_service(
         "listen announcer",
-        ListenAnnouncer { listen },
+        ListenAnnouncer { addresses },
+    ));
+    server.add_service(background_service(
+        "drain watcher",
+        DrainWatcher { draining },
     ));
     tasks.add_to(&mut server);
     Ok(server)
@@ -111,21 +120,44 @@ fn init_logging() {
         .init();
 }
 
-/// Logs `"edge listening"` once the proxy's listener accepts connections.
+/// Logs `"edge listening"` once for each listener, when it accepts connections.
 struct ListenAnnouncer {
-    listen: SocketAddr,
+    addresses: Vec<SocketAddr>,
 }
 
 #[async_trait]
 impl BackgroundService for ListenAnnouncer {
     async fn start(&self, _shutdown: ShutdownWatch) {
-        for _ in 0..500 {
-            if tokio::net::TcpStream::connect(self.listen).await.is_ok() {
-                tracing::info!(addr = %self.listen, "edge listening");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        for addr in &self.addresses {
+            announce(*addr).await;
         }
-        tracing::error!(addr = %self.listen, "the listener did not come up within 5 seconds");
+    }
+}
+
+async fn announce(addr: SocketAddr) {
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tracing::info!(%addr, "edge listening");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::error!(%addr, "the listener did not come up within 5 seconds");
+}
+
+/// Marks the edge as draining (so `/ready` answers 503) as soon as Pingora begins a graceful
+/// shutdown or upgrade; the listeners then stay open for the grace period.
+struct DrainWatcher {
+    draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl BackgroundService for DrainWatcher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if shutdown.changed().await.is_ok() {
+            self.draining
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!("draining: /ready now answers 503");
+        }
     }
 }

@@ -29,7 +29,7 @@ fn the_edge_keeps_its_declared_layers_and_has_no_import_cycles() {
             vec!["http"],
             vec!["licensing", "records"],
             vec!["access"],
-            vec!["gate", "delivery", "control_plane"],
+            vec!["gate", "delivery", "control_plane", "transport"],
             vec!["core"],
             vec!["config"],
         ]

@@ -123,7 +123,8 @@ impl ClientAddressRule {
         !self.trusted.is_empty()
     }
 
-    fn trusts(&self, address: IpAddr) -> bool {
+    /// True when `address` is a trusted proxy (its requests name their client in a header).
+    pub fn trusts(&self, address: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(address))
     }
 

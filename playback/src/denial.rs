@@ -53,11 +53,17 @@ pub enum Reason {
     /// The license request's device does not match the device the viewer's token is bound to,
     /// or a device id is required and missing.
     DeviceMismatch,
+    /// The client's address is not allowed on this group of routes.
+    IpNotAllowed,
+    /// This group of routes needs a TLS client certificate and none was presented.
+    ClientCertificateRequired,
+    /// The client certificate did not verify, or is not one this group of routes allows.
+    ClientCertificateRejected,
 }
 
 impl Reason {
     /// Every reason, for metrics pre-registration and exhaustive tests.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 25] = [
         Reason::MissingToken,
         Reason::Malformed,
         Reason::BadSignature,
@@ -80,6 +86,9 @@ impl Reason {
         Reason::RateLimited,
         Reason::StreamLimit,
         Reason::DeviceMismatch,
+        Reason::IpNotAllowed,
+        Reason::ClientCertificateRequired,
+        Reason::ClientCertificateRejected,
     ];
 
     /// The stable machine code, e.g. `"bad_signature"`.
@@ -107,6 +116,9 @@ impl Reason {
             Reason::RateLimited => "rate_limited",
             Reason::StreamLimit => "stream_limit",
             Reason::DeviceMismatch => "device_mismatch",
+            Reason::IpNotAllowed => "ip_not_allowed",
+            Reason::ClientCertificateRequired => "client_certificate_required",
+            Reason::ClientCertificateRejected => "client_certificate_rejected",
         }
     }
 
@@ -135,6 +147,9 @@ impl Reason {
             Reason::RateLimited => "Too many requests; retry after the time in Retry-After.",
             Reason::StreamLimit => "Your subscription's limit of concurrent streams is reached; stop another stream or retry after the time in Retry-After.",
             Reason::DeviceMismatch => "The license request's device id is missing or differs from the device your token was issued for.",
+            Reason::IpNotAllowed => "Requests from your network are not allowed on this endpoint.",
+            Reason::ClientCertificateRequired => "This endpoint needs a TLS client certificate; connect over HTTPS with one issued by the operator's client CA.",
+            Reason::ClientCertificateRejected => "Your TLS client certificate did not verify (expired, or from another CA) or is not allowed on this endpoint.",
         }
     }
 

@@ -25,6 +25,7 @@ pub mod hls;
 pub mod jwt;
 pub mod keywrap;
 pub mod license;
+pub mod route_policy;
 pub mod speke;
 pub mod streams;
 pub mod token;

@@ -1,7 +1,7 @@
 //! The one place the edge is assembled: the configuration is split into its sections, the
 //! secrets are read ([`Secrets::load`]), and every part is built from its own section and the
 //! secret bytes it needs, then wired into the HTTP layer's [`Edge`] and the background
-//! [`Tasks`].
+//! [`Tasks`] and [`Listeners`].
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use sha2::Digest;
 use playback::token::cloudfront::CloudFrontVerifier;
 
 use super::invalidation::Invalidations;
+use super::listeners::Listeners;
 use super::secrets::Secrets;
 use super::tasks::Tasks;
 use crate::access::entitlements::Entitlements;
@@ -39,11 +40,13 @@ use crate::licensing::Licensing;
 use crate::records::analytics::{Analytics, AnalyticsSink};
 use crate::records::ledger::LicenseLedger;
 use crate::records::Records;
+use crate::transport::perimeter::Perimeter;
 
 /// The edge and what runs beside it.
 pub struct App {
     pub edge: Edge,
     pub tasks: Tasks,
+    pub listeners: Listeners,
 }
 
 impl App {
@@ -170,6 +173,14 @@ impl App {
             metrics: metrics.clone(),
         };
 
+        let perimeter = Arc::new(Perimeter::new(&config.route_groups)?);
+        let client_addresses = config.server.client_address_rule()?;
+        let listeners = Listeners::build(
+            config,
+            perimeter.clone(),
+            client_addresses.clone(),
+            metrics.clone(),
+        )?;
         let ops = Ops {
             metrics,
             redis: redis.clone(),
@@ -177,7 +188,11 @@ impl App {
             public_base_url: config.server.public_base_url().to_string(),
             cors_allow_origin: Some(config.server.cors_allow_origin.clone())
                 .filter(|origin| !origin.is_empty()),
-            client_addresses: config.server.client_address_rule()?,
+            client_addresses,
+            perimeter,
+            hsts: (config.tls.hsts_max_age_secs > 0)
+                .then(|| format!("max-age={}", config.tls.hsts_max_age_secs)),
+            draining: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             denial_header: config.debug.denial_header,
             service_token_digest: sha2::Sha256::digest(secrets.service_token.as_bytes()).into(),
         };
@@ -204,6 +219,7 @@ impl App {
                 ops,
             },
             tasks,
+            listeners,
         })
     }
 }

@@ -17,9 +17,11 @@ pub mod error;
 pub mod jwt;
 pub mod origin;
 pub mod redis;
+pub mod route_groups;
 pub mod server;
 pub mod sessions;
 pub mod signed_urls;
+pub mod tls;
 
 use std::path::Path;
 
@@ -36,15 +38,19 @@ pub use error::{invalid, ConfigError};
 pub use jwt::{JwtConfig, JwtKeyConfig};
 pub use origin::{OriginConfig, OriginKind, OriginS3Config, S3Addressing, MAX_ORIGIN_URLS};
 pub use redis::{RedisConfig, RevocationConfig};
+pub use route_groups::{RouteGroupConfig, RouteGroupsConfig};
 pub use server::ServerConfig;
 pub use sessions::{BindIp, CookiesConfig, SessionMode, SessionsConfig};
 pub use signed_urls::SignedUrlConfig;
+pub use tls::{CertificateFiles, TlsConfig};
 
 /// The whole edge configuration, one field per TOML section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EdgeConfig {
     pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub route_groups: RouteGroupsConfig,
     pub jwt: JwtConfig,
     pub signed_urls: SignedUrlConfig,
     pub origin: OriginConfig,
@@ -87,6 +93,9 @@ impl EdgeConfig {
     /// Checks every value that the types alone cannot, section by section.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
+        self.tls.validate(&self.server.listen)?;
+        self.route_groups
+            .validate(self.tls.enabled() && !self.tls.client_ca_file.as_os_str().is_empty())?;
         self.jwt.validate()?;
         self.signed_urls.validate()?;
         self.sessions.validate()?;

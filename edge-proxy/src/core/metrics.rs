@@ -17,6 +17,10 @@
 //! - `edge_segment_cache_total{result}`: proxied segment requests by segment-cache outcome
 //!   (`hit`, `miss`, `stale` = served stale because the origin failed, `revalidated` = a 304
 //!   from the origin refreshed it, `expired`, `bypass` = not cacheable or too large).
+//! - `edge_connections_refused_total{reason}`: connections dropped before their handshake
+//!   (`ip_not_allowed`: every route group refuses the peer).
+//! - `edge_tls_reloads_total{result}`: certificate and client-CA reloads (`ok`, `failed` = the
+//!   old certificates kept serving).
 //! - `edge_segment_cache_bytes` / `edge_segment_cache_objects`: what the segment cache holds.
 //!
 //! Labels are bounded sets (route labels, status codes, reason codes); never ids or tokens.
@@ -43,6 +47,8 @@ pub struct Metrics {
     segment_cache: IntCounterVec,
     segment_cache_bytes: IntGauge,
     segment_cache_objects: IntGauge,
+    connections_refused: IntCounterVec,
+    tls_reloads: IntCounterVec,
 }
 
 /// Outcomes in `edge_segment_cache_total{result}`.
@@ -186,6 +192,28 @@ impl Metrics {
         for reason in playback::Reason::ALL {
             denials.with_label_values(&[reason.code()]);
         }
+        let counter = |name: &str, help: &str, label: &str, values: &[&str]| {
+            let family = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+            for value in values {
+                family.with_label_values(&[value]);
+            }
+            registry
+                .register(Box::new(family.clone()))
+                .expect("unique metric");
+            family
+        };
+        let connections_refused = counter(
+            "edge_connections_refused_total",
+            "Connections dropped before their handshake, by reason.",
+            "reason",
+            &["ip_not_allowed"],
+        );
+        let tls_reloads = counter(
+            "edge_tls_reloads_total",
+            "Certificate and client-CA reloads, by result (ok|failed; failed keeps the old ones).",
+            "result",
+            &["ok", "failed"],
+        );
         Metrics {
             registry,
             requests,
@@ -201,7 +229,20 @@ impl Metrics {
             segment_cache,
             segment_cache_bytes,
             segment_cache_objects,
+            connections_refused,
+            tls_reloads,
         }
+    }
+
+    /// Records one connection dropped before its handshake.
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused.with_label_values(&[reason]).inc();
+    }
+
+    /// Records one certificate reload.
+    pub fn tls_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.tls_reloads.with_label_values(&[result]).inc();
     }
 
     /// Records one proxied segment request's cache outcome (one of [`SEGMENT_CACHE_RESULTS`]).

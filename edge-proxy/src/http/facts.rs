@@ -34,6 +34,9 @@ pub struct RequestFacts<'r> {
     pub device_header: Option<&'r [u8]>,
     /// The clock, read once for the whole request.
     pub now: Now,
+    /// The request comes from the CDN (`[cdn]` secret, or its client certificate): token-free
+    /// answers it may cache for everyone.
+    pub cdn_pull: bool,
 }
 
 impl<'r> RequestFacts<'r> {
@@ -61,6 +64,7 @@ impl<'r> RequestFacts<'r> {
             session_header: headers.get(SESSION_HEADER).map(|v| v.as_bytes()),
             device_header: headers.get(DEVICE_HEADER).map(|v| v.as_bytes()),
             now,
+            cdn_pull: false,
         }
     }
 

@@ -20,6 +20,8 @@ pub struct RequestLog {
     pub ids: Ids,
     /// Why the request was refused or failed, when it was.
     pub failure: Option<Failure>,
+    /// The client certificate's identity (`cn=…;sha256=…`, `verified` or why not), over TLS.
+    pub client_certificate: Option<String>,
 }
 
 impl RequestLog {
@@ -31,6 +33,7 @@ impl RequestLog {
             reports_errors: false,
             ids: Ids::default(),
             failure: None,
+            client_certificate: None,
         }
     }
 
@@ -73,6 +76,7 @@ impl RequestLog {
             licenseId = self.ids.license_id.as_deref(),
             denial = denial.map(|r| r.code()),
             denialDetail = detail,
+            clientCert = self.client_certificate.as_deref(),
             "request"
         );
     }

@@ -15,6 +15,7 @@ pub mod reply;
 pub mod route;
 pub mod upstream;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use playback::client_address::ClientAddressRule;
@@ -27,6 +28,7 @@ use crate::delivery::Delivery;
 use crate::gate::Gate;
 use crate::licensing::Licensing;
 use crate::records::Records;
+use crate::transport::perimeter::Perimeter;
 
 /// Everything a request may need, each part behind its own handle; one per process, built by
 /// the application (`app::build`) and handed to Pingora.
@@ -52,6 +54,12 @@ pub struct Ops {
     pub cors_allow_origin: Option<String>,
     /// Who a request's client is behind trusted proxies (`server.trusted_proxies`).
     pub client_addresses: ClientAddressRule,
+    /// Who may use each route group (`[route_groups]`), checked before any handler.
+    pub perimeter: Arc<Perimeter>,
+    /// `Strict-Transport-Security` for HTTPS responses (`tls.hsts_max_age_secs`).
+    pub hsts: Option<String>,
+    /// Set when a graceful shutdown or upgrade starts: `/ready` answers 503 from then on.
+    pub draining: Arc<AtomicBool>,
     /// `debug.denial_header`: add `X-Edge-Denial` to refusals.
     pub denial_header: bool,
     /// SHA-256 of the service token (`control_plane.service_token_file`), which internal

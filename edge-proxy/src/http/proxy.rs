@@ -40,6 +40,8 @@ use crate::delivery::cache::SegmentCache;
 use crate::delivery::origin::OriginError;
 use crate::delivery::segments::{segment_cache_control, Audience};
 use crate::gate::propagation::redact_path;
+use crate::transport::client_certificates::{is_tls, presented_certificate};
+use playback::route_policy::ClientCertificate;
 
 /// Per-request state shared across phases.
 pub struct RequestCtx {
@@ -82,14 +84,29 @@ impl ProxyHttp for Edge {
         ctx.log.reports_errors = route.is_license()
             || matches!(route, Route::Key { .. } | Route::PlaybackManifest { .. });
         let client_ip = self.client_ip(session);
-        let body = match handlers::body_limit(self, &route, &session.req_header().method) {
-            Some(limit) => read_body(session, limit).await,
-            None => Ok(None),
-        };
-        let facts = RequestFacts::read(session.req_header(), client_ip, ctx.now);
-        let handled = match body {
-            Ok(body) => handlers::dispatch(self, route, &facts, body).await,
-            Err(error) => Err(error.into()),
+        let certificate = presented_certificate(session.digest()).cloned();
+        ctx.log.client_certificate = certificate.as_ref().map(identity_for_log);
+        let cdn_pull = matches!(route, Route::Hls { .. })
+            && self.is_cdn_pull(session, client_ip, certificate.as_ref());
+        let admitted =
+            self.ops
+                .perimeter
+                .check(route.group(cdn_pull), client_ip, certificate.as_ref());
+        let handled = match admitted {
+            Ok(()) => {
+                let body = match handlers::body_limit(self, &route, &session.req_header().method) {
+                    Some(limit) => read_body(session, limit).await,
+                    None => Ok(None),
+                };
+                let mut facts = RequestFacts::read(session.req_header(), client_ip, ctx.now);
+                facts.cdn_pull = cdn_pull;
+                match body {
+                    Ok(body) => handlers::dispatch(self, route, &facts, body).await,
+                    Err(error) => Err(error.into()),
+                }
+            }
+            // Refused by address or certificate: no body is read and no handler runs.
+            Err(reason) => Err(EdgeError::Denied(reason).into()),
         };
         let reply = match handled {
             Ok(answered) => {
@@ -112,6 +129,10 @@ impl ProxyHttp for Edge {
         let reply = match &self.ops.cors_allow_origin {
             Some(origin) => reply.header("access-control-allow-origin", origin.as_str()),
             None => reply,
+        };
+        let reply = match (&self.ops.hsts, is_tls(session.digest())) {
+            (Some(hsts), true) => reply.header("strict-transport-security", hsts.as_str()),
+            _ => reply,
         };
         let head_only = session.req_header().method == http::Method::HEAD;
         reply.send(session, head_only).await?;
@@ -274,6 +295,9 @@ impl ProxyHttp for Edge {
         if let Some(origin) = &self.ops.cors_allow_origin {
             response.insert_header("access-control-allow-origin", origin.as_str())?;
         }
+        if let (Some(hsts), true) = (&self.ops.hsts, is_tls(session.digest())) {
+            response.insert_header("strict-transport-security", hsts.as_str())?;
+        }
         Ok(())
     }
 
@@ -349,6 +373,22 @@ impl ProxyHttp for Edge {
 }
 
 impl Edge {
+    /// True when the request proves it comes from the CDN: with a `[cdn]` secret configured it
+    /// must carry it (and, when `[route_groups.cdn]` requires one, a certificate as well —
+    /// checked as the CDN group's policy); without a secret, a certificate the CDN group's
+    /// policy requires and admits is the proof.
+    fn is_cdn_pull(
+        &self,
+        session: &Session,
+        client_ip: Option<std::net::IpAddr>,
+        certificate: Option<&ClientCertificate>,
+    ) -> bool {
+        match &self.gate.cdn {
+            Some(cdn) => cdn.admits(&session.req_header().headers),
+            None => self.ops.perimeter.certifies_cdn(client_ip, certificate),
+        }
+    }
+
     /// The client's address: the TCP peer, or behind a trusted proxy the rightmost untrusted
     /// address of the forwarding header (`playback::client_address`).
     fn client_ip(&self, session: &Session) -> Option<std::net::IpAddr> {
@@ -462,6 +502,20 @@ impl BodyCut {
         let to = self.end.min(self.offset).max(chunk_start) - chunk_start;
         (from < to).then(|| chunk.slice(from..to))
     }
+}
+
+/// How the access log names a client certificate: its CN, its fingerprint, and whether it
+/// verified (never the whole certificate).
+fn identity_for_log(certificate: &ClientCertificate) -> String {
+    let fingerprint = hex::encode(certificate.sha256);
+    let verdict = match &certificate.verification {
+        Ok(()) => "verified",
+        Err(why) => why.as_str(),
+    };
+    format!(
+        "cn={};sha256={fingerprint};{verdict}",
+        certificate.common_name.as_deref().unwrap_or("-")
+    )
 }
 
 /// `X-Cache-Status` and the metric label for a cache phase; `None` when the cache was never

@@ -6,6 +6,7 @@
 //! shapes are [`crate::core::ids`].
 
 use crate::core::ids::{is_key_id, is_stream_id, is_video_id};
+use crate::transport::perimeter::RouteGroup;
 
 /// One of the edge's endpoints, with the ids parsed out of the path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +158,29 @@ impl Route {
             Route::FairPlayLicense => "fps_license",
             Route::Stream { .. } => "drm_stream",
             Route::NotFound => "not_found",
+        }
+    }
+
+    /// The group whose `[route_groups]` policy admits the request; `cdn_pull` when an HLS or
+    /// DASH request proved it comes from the CDN. Unknown paths count as playback, so a
+    /// refused address learns nothing about which paths exist.
+    pub fn group(&self, cdn_pull: bool) -> RouteGroup {
+        match self {
+            Route::Health | Route::Ready | Route::Metrics => RouteGroup::Ops,
+            Route::AdminRevocations => RouteGroup::Admin,
+            Route::InternalRevocations => RouteGroup::Internal,
+            Route::Key { .. }
+            | Route::DrmLicense
+            | Route::ClearKey { .. }
+            | Route::Widevine { .. }
+            | Route::PlayReady { .. }
+            | Route::FairPlayCertificate
+            | Route::FairPlayLicense
+            | Route::Stream { .. } => RouteGroup::License,
+            Route::Hls { .. } if cdn_pull => RouteGroup::Cdn,
+            Route::PlaybackManifest { .. } | Route::Hls { .. } | Route::NotFound => {
+                RouteGroup::Playback
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 //! a CloudFront signature), in one straight line:
 //!
 //! 1. cut off a path-mode token segment and prove the path safe ([`AssetPath`]);
-//! 2. a CDN with the `[cdn]` secret skips the token and gets token-free, publicly cacheable
+//! 2. a CDN (`facts.cdn_pull`: the `[cdn]` secret, or its client certificate) skips the token and gets token-free, publicly cacheable
 //!    answers (playlists rewritten without a stamp, segments `public`);
 //! 3. otherwise admit the request ([`crate::gate::admission`]) and keep the viewer's stream
 //!    slot alive (batched, no I/O here);
@@ -85,12 +85,7 @@ pub async fn serve(
         .ok_or_else(|| ids.refused(EdgeError::NotFound))?;
     let path = AssetPath::parse(tail).map_err(|_| ids.refused(EdgeError::BadPath))?;
     let edge_path = path.edge_path(video_id);
-    if parts
-        .gate
-        .cdn
-        .as_ref()
-        .is_some_and(|cdn| cdn.admits(facts.headers))
-    {
+    if facts.cdn_pull {
         let outcome = match Manifest::of(&edge_path) {
             Some(kind) => Outcome::Reply(
                 cdn_playlist(parts.delivery, facts, video_id, &path, name, kind)

@@ -13,10 +13,20 @@ pub fn health() -> Reply {
 }
 
 /// `GET /ready`: 200 when the origin and the control plane both answer; otherwise 503 naming
-/// each dependency that is down. Redis is reported but never makes the edge unready: without it
+/// each dependency that is down, or `draining` once a graceful shutdown or upgrade began. Redis is reported but never makes the edge unready: without it
 /// the edge serves from L1 and the control plane, limits become per-edge, and `/ready` says
 /// `"redis": "down"` with `"status": "degraded"`.
 pub async fn ready(delivery: &Delivery, ops: &Ops) -> Reply {
+    if ops.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Reply::json(
+            503,
+            &json!({
+                "error": "draining",
+                "message": "The edge is shutting down or handing over to a new process; send new requests elsewhere.",
+                "down": [],
+            }),
+        );
+    }
     let redis = redis_state(ops).await;
     let (origin, control_plane) = tokio::join!(
         delivery.origin.check_reachable(),
