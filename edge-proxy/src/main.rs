@@ -7,6 +7,9 @@
 //! denies), then a background service follows the revocation channel. Once the listener
 //! accepts connections the edge logs one JSON line, `"edge listening"`, with the address.
 //!
+//! `edge-proxy --upgrade` starts a process that takes the listening sockets over from the
+//! running one once that one gets SIGQUIT (Pingora's graceful upgrade); SIGTERM drains.
+//!
 //! `edge-proxy explain <token|URL> [--path P] [--ip A]` explains a token instead of serving
 //! (exit 0 pass, 1 fail, 2 bad configuration).
 
@@ -17,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use clap::{Parser, Subcommand};
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
@@ -34,6 +37,11 @@ struct Cli {
     /// Path to the edge configuration (TOML); `EDGE_*` environment variables override it.
     #[arg(long, global = true, default_value = "config/edge.dev.toml")]
     config: PathBuf,
+    /// Take over the listening sockets of the edge running with the same
+    /// `server.upgrade_sock`: start this, then send the old process SIGQUIT; it hands its
+    /// sockets over and drains (graceful upgrade, no refused connection).
+    #[arg(long)]
+    upgrade: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -86,9 +94,14 @@ fn build(cli: &Cli) -> Result<Server, String> {
         threads: config.server.threads,
         grace_period_seconds: Some(config.server.shutdown_grace_secs),
         graceful_shutdown_timeout_seconds: Some(SHUTDOWN_TIMEOUT_SECS),
+        upgrade_sock: config.server.upgrade_sock.clone(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, server_conf);
+    let options = Opt {
+        upgrade: cli.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(options), server_conf);
     server.bootstrap();
     let draining = edge.ops.draining.clone();
     let addresses = listeners.addresses();

@@ -131,8 +131,8 @@ impl Pki {
 
 /// An edge with TLS on `tls_port` (plain HTTP stays on its own port) and `route_groups`.
 fn start(pki: &Pki, tls_listen: &str, route_groups: &str) -> (Edge, SocketAddr) {
-    let root = tempfile::tempdir().unwrap().keep();
-    let media = Media::create(&root);
+    // The origin sits inside the PKI's temporary directory (Media writes beside its root).
+    let media = Media::create(&pki.dir.join("origin"));
     let tls_addr: SocketAddr = tls_listen.parse().unwrap();
     let extra = format!(
         "[tls]\nlisten = {tls_listen:?}\nclient_ca_file = {:?}\nhsts_max_age_secs = 600\n\

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<String>,
     /// The header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
     pub forwarded_header: String,
+    /// Unix socket over which a new process (`edge-proxy --upgrade`) receives the listening
+    /// sockets of the running one when that one gets SIGQUIT (Pingora's graceful upgrade).
+    pub upgrade_sock: String,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +41,7 @@ impl Default for ServerConfig {
             cors_allow_origin: "*".into(),
             trusted_proxies: Vec::new(),
             forwarded_header: "x-forwarded-for".into(),
+            upgrade_sock: "/tmp/edge-proxy-upgrade.sock".into(),
         }
     }
 }
@@ -61,6 +65,13 @@ impl ServerConfig {
             ));
         }
         check_http_url("server.public_base_url", &self.public_base_url)?;
+        if self.upgrade_sock.is_empty() || self.upgrade_sock.len() > 100 {
+            return Err(invalid(
+                "server.upgrade_sock",
+                "is empty or longer than a Unix socket path may be",
+                "give a path such as \"/run/streaming/edge-upgrade.sock\"",
+            ));
+        }
         self.client_address_rule()?;
         Ok(())
     }

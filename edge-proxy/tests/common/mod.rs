@@ -281,6 +281,11 @@ impl Edge {
         }
     }
 
+    /// The process id of the edge.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A valid session token for `video` and `user` expiring at `expires_at`.
     pub fn session_token_for(&self, video: &str, user: &str, expires_at: u64) -> String {
         self.signer
