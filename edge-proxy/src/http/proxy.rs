@@ -40,7 +40,7 @@ use crate::delivery::cache::SegmentCache;
 use crate::delivery::origin::OriginError;
 use crate::delivery::segments::{segment_cache_control, Audience};
 use crate::gate::propagation::redact_path;
-use crate::transport::client_certificates::{is_tls, presented_certificate};
+use crate::transport::client_certificates::{is_tls, presented_certificate, tls_digest};
 use playback::route_policy::ClientCertificate;
 
 /// Per-request state shared across phases.
@@ -84,14 +84,15 @@ impl ProxyHttp for Edge {
         ctx.log.reports_errors = route.is_license()
             || matches!(route, Route::Key { .. } | Route::PlaybackManifest { .. });
         let client_ip = self.client_ip(session);
-        let certificate = presented_certificate(session.digest()).cloned();
-        ctx.log.client_certificate = certificate.as_ref().map(identity_for_log);
-        let cdn_pull = matches!(route, Route::Hls { .. })
-            && self.is_cdn_pull(session, client_ip, certificate.as_ref());
-        let admitted =
-            self.ops
-                .perimeter
-                .check(route.group(cdn_pull), client_ip, certificate.as_ref());
+        let tls = tls_digest(session.digest());
+        let certificate = presented_certificate(tls.as_deref());
+        ctx.log.client_certificate = certificate.map(identity_for_log);
+        let cdn_pull =
+            matches!(route, Route::Hls { .. }) && self.is_cdn_pull(session, client_ip, certificate);
+        let admitted = self
+            .ops
+            .perimeter
+            .check(route.group(cdn_pull), client_ip, certificate);
         let handled = match admitted {
             Ok(()) => {
                 let body = match handlers::body_limit(self, &route, &session.req_header().method) {

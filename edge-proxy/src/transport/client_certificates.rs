@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use pingora::listeners::TlsAccept;
-use pingora::protocols::tls::TlsRef;
+use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::protocols::Digest;
 use playback::route_policy::ClientCertificate;
 use rustls::client::danger::HandshakeSignatureValid;
@@ -258,13 +258,15 @@ impl TlsAccept for HandshakeRecorder {
     }
 }
 
+/// The connection's TLS facts, shared (an `Arc` clone, no copy of the certificate), for
+/// [`presented_certificate`].
+pub fn tls_digest(digest: Option<&Digest>) -> Option<Arc<SslDigest>> {
+    digest?.ssl_digest.clone()
+}
+
 /// The certificate the connection's client presented, when it did (over TLS).
-pub fn presented_certificate(digest: Option<&Digest>) -> Option<&ClientCertificate> {
-    digest?
-        .ssl_digest
-        .as_ref()?
-        .extension
-        .get::<ClientCertificate>()
+pub fn presented_certificate(tls: Option<&SslDigest>) -> Option<&ClientCertificate> {
+    tls?.extension.get::<ClientCertificate>()
 }
 
 /// True when the connection is TLS.
