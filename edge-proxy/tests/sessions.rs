@@ -381,10 +381,14 @@ async fn denial_header_only_when_enabled_and_explain_cli() {
         "{}",
         r.head
     );
+    // The access line is written after the response is sent; give the log reader a moment.
+    let explained = |logs: String| logs.contains("\"denialDetail\":\"exp=1700000000 < now=");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !explained(debug.all_logs()) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(
-        debug
-            .all_logs()
-            .contains("\"denialDetail\":\"exp=1700000000 < now="),
+        explained(debug.all_logs()),
         "denials are explained in the logs"
     );
 
